@@ -1,0 +1,146 @@
+"""The backbones ultrapatch ships, the model templates that use them, and where those land in a tree.
+
+A backbone is one source file in `modules/` (copied into `ultralytics/nn/AddModules/`); its variants are the names in
+that file's `__all__`, read without importing torch. A template is one YAML in `templates/` with the word BACKBONE
+where the variant's name goes; it is installed once per variant, in the release's own config folder.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import tokenize
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+
+from patcher.errors import UltrapatchError
+from patcher.tree import Version
+
+ADDMODULES_DIR = "ultralytics/nn/AddModules"
+PLACEHOLDER = "BACKBONE"
+
+
+def module_text(file_name: str) -> str:
+    """The text of a shipped backbone file."""
+    return (resources.files("patcher.modules") / file_name).read_text(encoding="utf-8")
+
+
+def template_text(file_name: str) -> str:
+    """The text of a shipped model template."""
+    return (resources.files("patcher.templates") / file_name).read_text(encoding="utf-8")
+
+
+def public_names(source: str) -> tuple[str, ...]:
+    """The names a module's `__all__` lists (a module without one exports nothing we rely on)."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    return ()
+
+
+def code_fingerprint(source: str) -> str:
+    """A hash of a module's tokens: blind to comments, blank lines, indent width and line wrapping, not to code or
+    docstrings. Tokens, unlike `ast.dump`, read the same under every Python version."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING}
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    text = "\x00".join(
+        f"{tok.type}:{'' if tok.type == tokenize.INDENT else tok.string}" for tok in tokens if tok.type not in skip
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A model YAML for one family and task; `name` is the installed stem before the variant, e.g. 'yolo11'."""
+
+    file: str
+    name: str
+    config_dir: str
+    since: Version
+    builder: str  # the Ultralytics class that builds it: "YOLO" or "RTDETR"
+    task: str
+
+    def installed_path(self, variant: str) -> str:
+        return f"ultralytics/cfg/models/{self.config_dir}/{self.name}-{variant}.yaml"
+
+    def render(self, variant: str) -> str:
+        return template_text(self.file).replace(PLACEHOLDER, variant)
+
+
+TEMPLATES = {
+    "yolo11-detect": Template("yolo11-detect.yaml", "yolo11", "11", (8, 3, 0), "YOLO", "detect"),
+    "rtdetr-l-detect": Template("rtdetr-l-detect.yaml", "rtdetr-l", "rt-detr", (8, 1, 0), "RTDETR", "detect"),
+}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One `--backbone` choice: a module file, its variants, and the templates it is installed with.
+
+    `tutorial_fingerprints` identify the tutorials' own versions of the same file, which apply may replace: they are
+    the same architecture, and a user who followed a tutorial by hand has nothing of their own in them.
+    """
+
+    name: str
+    module_file: str
+    templates: tuple[str, ...]
+    tutorial_fingerprints: frozenset[str] = frozenset()
+    summary: str = ""
+
+    @cached_property
+    def source(self) -> str:
+        return module_text(self.module_file)
+
+    @cached_property
+    def variants(self) -> tuple[str, ...]:
+        return public_names(self.source)
+
+    @property
+    def module_path(self) -> str:
+        return f"{ADDMODULES_DIR}/{self.module_file}"
+
+    @property
+    def import_line(self) -> str:
+        """The line of `AddModules/__init__.py` that exports this backbone."""
+        return f"from .{self.module_file.removesuffix('.py')} import *"
+
+    def yamls(self, release: Version) -> list[tuple[Template, str, str]]:
+        """(template, variant, installed path) for every YAML this backbone installs on `release`."""
+        return [
+            (TEMPLATES[key], variant, TEMPLATES[key].installed_path(variant))
+            for key in self.templates
+            if release >= TEMPLATES[key].since
+            for variant in self.variants
+        ]
+
+
+BACKBONES = {
+    b.name: b
+    for b in (
+        Backbone(
+            name="mobilenetv3",
+            module_file="MobileNetV3.py",
+            templates=("yolo11-detect", "rtdetr-l-detect"),
+            tutorial_fingerprints=frozenset({"050fffdc7c510d8b"}),
+            summary="MobileNetV3 small/large at widths n, s, m (YOLO11 + MobileNetV3 tutorial)",
+        ),
+    )
+}
+
+
+def select_backbones(names: tuple[str, ...]) -> tuple[Backbone, ...]:
+    """Resolve `--backbone` values ('all' selects every one) in registry order, without duplicates."""
+    wanted = set()
+    for name in names:
+        key = name.lower()
+        if key == "all":
+            wanted.update(BACKBONES)
+        elif key in BACKBONES:
+            wanted.add(key)
+        else:
+            raise UltrapatchError(
+                f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)} or 'all' (`ultrapatch list` shows them)."
+            )
+    return tuple(b for key, b in BACKBONES.items() if key in wanted)

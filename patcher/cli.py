@@ -1,0 +1,147 @@
+"""The `ultrapatch` command: one Click group, one function per subcommand.
+
+Exit codes: 0 success (including "already applied"); 1 an edit could not be made, or `apply --check` found work to
+do; 2 bad input or usage; 3 an unexpected internal error (its traceback goes to a log file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import click
+
+from patcher import NEWEST_TESTED_RELEASE, __version__
+from patcher.backbones import BACKBONES, Backbone, select_backbones
+from patcher.edits import EDITS
+from patcher.edits.base import Context, Status
+from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed, UltrapatchError
+from patcher.fetch import fetch as fetch_release
+from patcher.planner import Plan, make_plan, write_plan
+from patcher.status import tree_status
+from patcher.tree import Tree, find_tree
+
+PATH_ARG = click.argument("path", type=click.Path(path_type=Path))
+
+
+def _header(tree: Tree, backbones: tuple[Backbone, ...] = ()) -> str:
+    names = f" (backbones: {', '.join(b.name for b in backbones)})" if backbones else ""
+    return f"Ultralytics {tree.release_text} at {tree.root}{names}"
+
+
+def _warn_if_untested(tree: Tree) -> None:
+    if tree.is_newer_than_tested:
+        click.echo(
+            f"warning: Ultralytics {tree.release_text} is newer than {NEWEST_TESTED_RELEASE}, the newest release "
+            f"ultrapatch is tested on; every edit still checks its own anchors.",
+            err=True,
+        )
+
+
+def _echo_reports(plan: Plan, err: bool) -> None:
+    width = max(len(r.edit.name) for r in plan.reports)
+    for r in plan.reports:
+        detail = f" ({r.detail})" if r.detail and r.status is Status.NOT_IN_RELEASE else ""
+        click.echo(f"  {r.edit.name:<{width}}  {r.status.value}{detail}", err=err)
+    for r in plan.failed:
+        click.echo(f"error: {r.edit.name}: {r.detail}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ultrapatch")
+def cli() -> None:
+    """Apply, verify and revert the lightweight-backbone tutorial edits on an Ultralytics source tree."""
+
+
+@cli.command("list")
+def list_() -> None:
+    """Print the edits, in the order apply makes them, and the backbones."""
+    width = max(len(e.name) for e in EDITS)
+    target_width = max(len(e.target) for e in EDITS)
+    click.echo("edits, in order:")
+    for i, edit in enumerate(EDITS, 1):
+        click.echo(f"{i:>3}. {edit.name:<{width}}  {edit.target:<{target_width}}  {edit.description}")
+    click.echo("\nbackbones (--backbone NAME, or all):")
+    for backbone in BACKBONES.values():
+        click.echo(f"  {backbone.name}: {backbone.summary}")
+        click.echo(f"    {', '.join(backbone.variants)}")
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--version", "version", default=NEWEST_TESTED_RELEASE, show_default=True, help="Ultralytics release.")
+def fetch(dest: Path, version: str) -> None:
+    """Download an Ultralytics source release from PyPI into DEST, as a git repository with one commit."""
+    commit = fetch_release(dest, version)
+    click.echo(f"fetched Ultralytics {version} into {dest} (git commit {commit[:10]})")
+
+
+@cli.command()
+@PATH_ARG
+@click.option("--backbone", "-b", "backbone_names", multiple=True, required=True, help="Backbone to install; repeat it, or 'all'.")
+@click.option("--dry-run", is_flag=True, help="Write nothing; print the unified diff of what would change.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when something would change, 0 when nothing would.")
+@click.option("--diff", "show_diff", is_flag=True, help="Also print the unified diff of what was written.")
+def apply(path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: bool, show_diff: bool) -> None:
+    """Make every tutorial edit on the Ultralytics tree at PATH, idempotently and all or nothing."""
+    backbones = select_backbones(backbone_names)
+    tree = find_tree(path)
+    _warn_if_untested(tree)
+    plan = make_plan(tree, EDITS, Context(tree.release, backbones))
+    quiet = dry_run or check  # the diff goes to stdout, alone, so that `git apply` can read it
+    click.echo(_header(tree, backbones), err=quiet)
+    _echo_reports(plan, err=quiet)
+    if not plan.ok:
+        raise EditFailed(f"{len(plan.failed)} edit(s) could not be made; nothing was written.")
+    files = len(plan.changes)
+    if dry_run or check:
+        if dry_run:
+            click.echo(plan.diff(), nl=False)
+        verdict = f"would change {files} file(s)" if files else "nothing to change"
+        click.echo(verdict, err=True)
+        if check and files:
+            sys.exit(EXIT_EDIT_FAILED)
+        return
+    write_plan(plan)
+    if show_diff:
+        click.echo(plan.diff(), nl=False)
+    counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
+    click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
+
+
+@cli.command()
+@PATH_ARG
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+def status(path: Path, as_json: bool) -> None:
+    """Show the release at PATH, and the state of every edit and backbone."""
+    tree = find_tree(path)
+    report = tree_status(tree)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"Ultralytics {report['release']} at {report['root']}")
+    width = max(len(e["name"]) for e in report["edits"])
+    click.echo("edits:")
+    for edit in report["edits"]:
+        detail = f" ({edit['detail']})" if edit["detail"] else ""
+        click.echo(f"  {edit['name']:<{width}}  {edit['state']}{detail}")
+    click.echo("backbones:")
+    for backbone in report["backbones"]:
+        detail = f" ({backbone['detail']})" if backbone["detail"] else ""
+        click.echo(f"  {backbone['name']:<{width}}  {backbone['state']}{detail}")
+
+
+def main() -> None:
+    """Entry point: Click's own handling for user errors, a short message and a log file for anything else."""
+    try:
+        cli.main(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception:  # noqa: BLE001 - the last line of defence: no traceback on the terminal
+        log = Path(tempfile.gettempdir()) / "ultrapatch-error.log"
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        click.echo(f"ultrapatch: internal error: {sys.exc_info()[1]!r}. Please report it with {log}.", err=True)
+        sys.exit(EXIT_INTERNAL)

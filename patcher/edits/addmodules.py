@@ -1,0 +1,39 @@
+"""Edit 1: the `ultralytics/nn/AddModules/` package with the chosen backbones' files.
+
+No release has the package; many users already have one, often with modules of their own. So: create what is
+missing, add a missing `from .<Backbone> import *` line to an existing `__init__.py` and keep everything else in it,
+and never overwrite a backbone file that differs from ours, except the tutorial's own version of the same file,
+recognised by its code fingerprint (same architecture, nothing of the user's in it).
+"""
+
+from __future__ import annotations
+
+from patcher.backbones import ADDMODULES_DIR, code_fingerprint
+from patcher.edits.base import Context, Edit, Refused, Workspace
+
+INIT = f"{ADDMODULES_DIR}/__init__.py"
+INIT_HEADER = '"""Modules added to Ultralytics: backbones installed by ultrapatch."""\n\n'
+
+
+class AddModulesPackage(Edit):
+    name = "addmodules"
+    target = f"{ADDMODULES_DIR}/"
+    description = "create ultralytics/nn/AddModules/ with the backbone files and an __init__.py that imports them"
+
+    def apply(self, files: Workspace, ctx: Context) -> None:
+        for backbone in ctx.backbones:
+            current = files.read(backbone.module_path)
+            if current == backbone.source:
+                continue
+            if current is not None and code_fingerprint(current) not in backbone.tutorial_fingerprints:
+                raise Refused(
+                    f"{backbone.module_path} exists and differs from ultrapatch's {backbone.module_file}. "
+                    f"ultrapatch never overwrites it: move it aside (or rename it) and apply again."
+                )
+            files.write(backbone.module_path, backbone.source)
+        init = files.read(INIT)
+        lines = [] if init is None else init.splitlines()
+        missing = [b.import_line for b in ctx.backbones if b.import_line not in (line.strip() for line in lines)]
+        if missing:
+            head = INIT_HEADER if init is None else init + ("" if init.endswith("\n") or not init else "\n")
+            files.write(INIT, head + "".join(f"{line}\n" for line in missing))

@@ -1,0 +1,132 @@
+"""What every edit is: a named unit with a target, a description, and an `apply` that works on in-memory text.
+
+An edit never decides its own status. The planner compares the text before and after: changed means "applied",
+unchanged means "already applied". An edit raises `NotInRelease` when the release lacks what it targets, and
+`AnchorMissing` when the construct it needs is not where every release has it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import ClassVar
+
+import libcst as cst
+
+from patcher.backbones import Backbone
+from patcher.tree import Version
+
+
+class Status(str, Enum):
+    APPLIED = "applied"
+    ALREADY = "already applied"
+    NOT_IN_RELEASE = "not in this release"
+    FAILED = "failed"
+
+
+class NotInRelease(Exception):
+    """The release has no such construct at all (e.g. no YOLOEModel before 8.3.100)."""
+
+
+class EditError(Exception):
+    """An edit that cannot be made; the message says what is wrong and what to do."""
+
+
+class Refused(EditError):
+    """The edit would overwrite a file of the user's."""
+
+
+class AnchorMissing(EditError):
+    """The construct an edit needs is not there: says which file, which function, and what it looked for."""
+
+    def __init__(self, file: str, where: str, construct: str, hint: str = ""):
+        self.file, self.where, self.construct, self.hint = file, where, construct, hint
+        location = f"{file}, {where}" if where else file
+        super().__init__(f"{location}: could not find {construct}" + (f". {hint}" if hint else ""))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an apply asks for: the tree's release and the backbones to install."""
+
+    release: Version
+    backbones: tuple[Backbone, ...]
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Every class name the chosen backbones export, in registry order."""
+        return tuple(name for backbone in self.backbones for name in backbone.variants)
+
+
+class Workspace:
+    """The tree's files as in-memory text. Edits read and write here; only the planner touches the disk."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._texts: dict[str, str | None] = {}
+        self._originals: dict[str, str | None] = {}
+
+    def read(self, rel: str) -> str | None:
+        """The current text of `rel` (a repository-relative path with forward slashes), or None if it is absent."""
+        if rel not in self._texts:
+            path = self.root / rel
+            text = path.read_bytes().decode("utf-8") if path.is_file() else None
+            self._texts[rel] = self._originals[rel] = text
+        return self._texts[rel]
+
+    def write(self, rel: str, text: str) -> None:
+        self.read(rel)  # remember the original first
+        self._texts[rel] = text
+
+    def snapshot(self) -> dict[str, str | None]:
+        return dict(self._texts)
+
+    def changed_since(self, snapshot: dict[str, str | None]) -> bool:
+        """Whether any text differs from `snapshot` (a file first read after it counts as it was on disk)."""
+        return any(text != snapshot.get(rel, self._originals[rel]) for rel, text in self._texts.items())
+
+    def changes(self) -> list[tuple[str, str | None, str]]:
+        """(path, original text or None for a new file, new text) for every file that differs from the disk."""
+        return [
+            (rel, self._originals[rel], text)
+            for rel, text in sorted(self._texts.items())
+            if text is not None and text != self._originals[rel]
+        ]
+
+
+class Edit(ABC):
+    """One tutorial edit. Subclasses set `name`, `target` and `description`, and implement `apply`."""
+
+    name: ClassVar[str]
+    target: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def apply(self, files: Workspace, ctx: Context) -> None:
+        """Make the edit on `files`, or leave them as they are when it is already there."""
+
+
+class SourceEdit(Edit):
+    """An edit of one Python file through libcst. `optional` files may be missing from a release."""
+
+    optional: ClassVar[bool] = False
+
+    def apply(self, files: Workspace, ctx: Context) -> None:
+        text = files.read(self.target)
+        if text is None:
+            if self.optional:
+                raise NotInRelease(f"no {self.target}")
+            raise AnchorMissing(self.target, "", "the file", "Is the tree complete?")
+        try:
+            module = cst.parse_module(text)
+        except cst.ParserSyntaxError as exc:
+            raise AnchorMissing(self.target, "", "valid Python", f"libcst says: {exc.message} (line {exc.raw_line})")
+        new = self.transform(module, ctx)
+        if new is not module and new.code != text:
+            files.write(self.target, new.code)
+
+    @abstractmethod
+    def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
+        """Return the edited module, or `module` itself when the edit is already there."""

@@ -1,0 +1,26 @@
+"""Edit 9: the model YAMLs, one per template and backbone variant, in the release's own config folders.
+
+`YOLO("yolo11n-MobileNetV3_small_n.yaml")` finds `cfg/models/11/yolo11-MobileNetV3_small_n.yaml` by name from any
+directory and builds scale n. Families the release lacks (YOLO11 before 8.3.0) are skipped. A user's YAML of the same
+name that differs from ours is never overwritten.
+"""
+
+from __future__ import annotations
+
+from patcher.edits.base import Context, Edit, NotInRelease, Refused, Workspace
+
+
+class ModelYamls(Edit):
+    name = "model-yamls"
+    target = "ultralytics/cfg/models/"
+    description = "install a model YAML per family and backbone variant, where Ultralytics looks them up by name"
+
+    def apply(self, files: Workspace, ctx: Context) -> None:
+        wanted = [(path, template.render(variant)) for b in ctx.backbones for template, variant, path in b.yamls(ctx.release)]
+        if not wanted:
+            raise NotInRelease("no family of these backbones' templates")
+        for path, text in wanted:
+            current = files.read(path)
+            if current is not None and current != text:
+                raise Refused(f"{path} exists and differs from ultrapatch's; ultrapatch never overwrites it: rename it and apply again.")
+            files.write(path, text)

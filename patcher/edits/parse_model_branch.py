@@ -1,0 +1,125 @@
+"""Edit 3: the backbone flag before parse_model's layer loop, and the branch that builds a backbone.
+
+The tutorials add, before the loop, a flag that turns true at the backbone and stays true for every later layer:
+
+    backbone = False
+
+and, before the final `else: c2 = ch[f]` of the module-type chain, a branch that builds the backbone and sets `c2`
+to its list of channels:
+
+    elif m in {MobileNetV3_small_n, ...}:
+        m = m(*args)
+        c2 = m.width_list
+        backbone = True
+
+A branch that already sets `c2 = m.width_list` (from an earlier apply, or a tutorial applied by hand) gets the
+missing names merged into its set; a second branch is never added. Either flag spelling, `backbone` or
+`is_backbone`, is recognised and kept.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from patcher.edits.base import AnchorMissing, Context, SourceEdit
+from patcher.edits.shapes import (
+    TASKS,
+    assigns,
+    body_of,
+    flag_name,
+    index_of,
+    parse,
+    parse_model_parts,
+    with_body,
+)
+
+# The module-type chain starts `if m in {...}:` (or `m in base_modules`) and ends `else: c2 = ch[f]`.
+CHAIN_START = m.If(test=m.Comparison(left=m.Name("m"), comparisons=[m.ComparisonTarget(operator=m.In())]))
+FALLBACK = m.Else(body=m.IndentedBlock(body=[assigns("c2", m.Subscript(value=m.Name("ch")))]))
+SETS_WIDTH_LIST = assigns("c2", m.Attribute(value=m.Name("m"), attr=m.Name("width_list")))
+
+
+def _chain(loop: cst.For) -> list[cst.If]:
+    """The `if`/`elif` nodes of the module-type chain, in order."""
+    start = index_of(body_of(loop), CHAIN_START)
+    if start is None:
+        return []
+    links = [body_of(loop)[start]]
+    while isinstance(links[-1].orelse, cst.If):  # type: ignore[union-attr]
+        links.append(links[-1].orelse)  # type: ignore[union-attr]
+    return links  # type: ignore[return-value]
+
+
+def _set_members(test: cst.BaseExpression) -> list[str] | None:
+    """The names in `m in {A, B}`, `m in (A, B)` or `m in frozenset({A, B})`; None for any other shape."""
+    container = test.comparisons[0].comparator  # type: ignore[attr-defined]
+    if m.matches(container, m.Call(func=m.Name("frozenset"), args=[m.Arg()])):
+        container = container.args[0].value
+    if not isinstance(container, (cst.Set, cst.Tuple, cst.List)):
+        return None
+    names = [el.value.value for el in container.elements if isinstance(el.value, cst.Name)]
+    return names if len(names) == len(container.elements) else None
+
+
+def _membership(names: list[str]) -> cst.BaseExpression:
+    return cst.parse_expression(f"m in {{{', '.join(names)}}}")
+
+
+def _rebuild_chain(links: list[cst.If], at: int, replacement: cst.If) -> cst.If:
+    """The chain's first `if`, with link `at` replaced (each link holds the rest of the chain as its `orelse`)."""
+    node = replacement
+    for link in reversed(links[:at]):
+        node = link.with_changes(orelse=node)
+    return node
+
+
+class BackboneBranch(SourceEdit):
+    name = "parse-model-branch"
+    target = TASKS
+    description = "parse_model: a backbone flag before the layer loop and an `elif m in {...}` branch that builds it"
+
+    def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
+        func, at, loop = parse_model_parts(module, self.target)
+        flag = flag_name(func)
+        statements = list(body_of(func))
+        if flag is None:
+            flag = "backbone"
+            statements.insert(at, parse(f"{flag} = False  # turns true at a backbone layer and stays true\n"))
+            at += 1
+        statements[at] = self._with_branch(loop, ctx.variants, flag)
+        return module.deep_replace(func, with_body(func, statements))  # type: ignore[return-value]
+
+    def _with_branch(self, loop: cst.For, variants: tuple[str, ...], flag: str) -> cst.For:
+        links = _chain(loop)
+        if not links or not m.matches(links[-1].orelse, FALLBACK):
+            raise AnchorMissing(
+                self.target, "parse_model", "the module-type chain `if m in ...: ... else: c2 = ch[f]` in the layer loop"
+            )
+        for i, link in enumerate(links):
+            if index_of(body_of(link), SETS_WIDTH_LIST) is None:
+                continue
+            names = _set_members(link.test)
+            if names is None:
+                raise AnchorMissing(
+                    self.target, "parse_model", "a set of names in the existing backbone branch `elif m in {...}:`"
+                )
+            missing = [v for v in variants if v not in names]
+            if not missing:
+                return loop
+            merged = link.with_changes(test=_membership(names + missing))
+            return self._replace_chain(loop, _rebuild_chain(links, i, merged))
+        branch = parse(
+            f"if m in {{{', '.join(variants)}}}:  # backbones: built here, they return a list of feature maps\n"
+            f"    m = m(*args)\n"
+            f"    c2 = m.width_list  # the channels of each returned map\n"
+            f"    {flag} = True\n"
+        )
+        last = links[-1].with_changes(orelse=branch.with_changes(orelse=links[-1].orelse))
+        return self._replace_chain(loop, _rebuild_chain(links, len(links) - 1, last))
+
+    @staticmethod
+    def _replace_chain(loop: cst.For, first: cst.If) -> cst.For:
+        statements = list(body_of(loop))
+        statements[index_of(statements, CHAIN_START)] = first  # type: ignore[index]
+        return with_body(loop, statements)  # type: ignore[return-value]

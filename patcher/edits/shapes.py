@@ -1,0 +1,146 @@
+"""Finders and matchers for the constructs the edits anchor on, shared by several edits.
+
+Everything here matches code by its shape (libcst matchers), never by line numbers or exact text, so each release's
+own formatting, comments and signatures are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import libcst as cst
+import libcst.matchers as m
+
+TASKS = "ultralytics/nn/tasks.py"
+
+
+def parse(code: str) -> cst.BaseStatement:
+    """One statement from source text; indentation is fitted to wherever it is inserted."""
+    return cst.parse_statement(code)
+
+
+def if_else(head: str, kept: Sequence[cst.BaseStatement]) -> cst.If:
+    """`if ...: <new code> else: <kept>`: ultrapatch's lines in the `if`, the release's own lines kept in the `else`.
+
+    `head` is the source of the `if` line and its body; blank lines and comments above `kept` stay above the `if`.
+    """
+    branch = parse(head + "else:\n    pass\n")
+    assert isinstance(branch, cst.If) and isinstance(branch.orelse, cst.Else)
+    moved = [kept[0].with_changes(leading_lines=()), *kept[1:]]
+    orelse = branch.orelse.with_changes(body=branch.orelse.body.with_changes(body=moved))
+    return branch.with_changes(leading_lines=kept[0].leading_lines, orelse=orelse)
+
+
+def top_level_function(module: cst.Module, name: str) -> cst.FunctionDef | None:
+    for node in module.body:
+        if isinstance(node, cst.FunctionDef) and node.name.value == name:
+            return node
+    return None
+
+
+def top_level_class(module: cst.Module, name: str) -> cst.ClassDef | None:
+    for node in module.body:
+        if isinstance(node, cst.ClassDef) and node.name.value == name:
+            return node
+    return None
+
+
+def method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
+    for node in cls.body.body:
+        if isinstance(node, cst.FunctionDef) and node.name.value == name:
+            return node
+    return None
+
+
+def body_of(node: cst.CSTNode) -> Sequence[cst.BaseStatement]:
+    """The statements of a block-bearing node (function, loop, if, else)."""
+    return node.body.body  # type: ignore[attr-defined]
+
+
+def with_body(node: cst.CSTNode, statements: Sequence[cst.BaseStatement]) -> cst.CSTNode:
+    return node.with_changes(body=node.body.with_changes(body=tuple(statements)))  # type: ignore[attr-defined]
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Every node under `node`, depth first, `node` included."""
+    yield node
+    for child in node.children:
+        yield from walk(child)
+
+
+def find_all(node: cst.CSTNode, matcher: m.BaseMatcherNode) -> list[cst.CSTNode]:
+    return [n for n in walk(node) if m.matches(n, matcher)]
+
+
+def statement(matcher: m.BaseMatcherNode) -> m.SimpleStatementLine:
+    """A line holding exactly the one small statement `matcher` describes."""
+    return m.SimpleStatementLine(body=[matcher])
+
+
+def assigns(name: str, value: m.BaseMatcherNode | m.DoNotCareSentinel = m.DoNotCare()) -> m.SimpleStatementLine:
+    """`name = value` on a line of its own."""
+    return statement(m.Assign(targets=[m.AssignTarget(target=m.Name(name))], value=value))
+
+
+def index_of(statements: Sequence[cst.BaseStatement], matcher: m.BaseMatcherNode, start: int = 0) -> int | None:
+    for i in range(start, len(statements)):
+        if m.matches(statements[i], matcher):
+            return i
+    return None
+
+
+def call_to(dotted: str) -> m.Call:
+    """A call of `a.b.c(...)` or `name(...)`."""
+    *owners, attr = dotted.split(".")
+    func: m.BaseExpressionMatcher = m.Name(attr)
+    if owners:
+        owner: m.BaseExpressionMatcher = m.Name(owners[0])
+        for part in owners[1:]:
+            owner = m.Attribute(value=owner, attr=m.Name(part))
+        func = m.Attribute(value=owner, attr=m.Name(attr))
+    return m.Call(func=func)
+
+
+# `backbone = False` / `is_backbone = False`: the tutorials' flag, spelled either way.
+FLAG_NAMES = ("backbone", "is_backbone")
+FLAG_FALSE = m.OneOf(*(assigns(name, m.Name("False")) for name in FLAG_NAMES))
+
+# `for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):`, the layer loop of parse_model.
+LAYER_LOOP = m.For(
+    iter=m.Call(
+        func=m.Name("enumerate"),
+        args=[m.Arg(m.BinaryOperation(left=m.Subscript(value=m.Name("d")), operator=m.Add()))],
+    )
+)
+
+# `hasattr(m, "backbone")`, the test that marks a list-returning layer in a forward loop.
+HASATTR_BACKBONE = m.Call(
+    func=m.Name("hasattr"),
+    args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString(m.MatchIfTrue(lambda s: s.strip("'\"") == "backbone")))],
+)
+
+# `isinstance(c2, list)`, the test that marks a backbone in parse_model.
+ISINSTANCE_C2_LIST = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name("c2")), m.Arg(m.Name("list"))])
+
+
+def parse_model_parts(module: cst.Module, file: str = TASKS) -> tuple[cst.FunctionDef, int, cst.For]:
+    """`parse_model`, the position of its layer loop in its body, and the loop; or AnchorMissing."""
+    from patcher.edits.base import AnchorMissing
+
+    func = top_level_function(module, "parse_model")
+    if func is None:
+        raise AnchorMissing(file, "module level", "def parse_model(...)")
+    at = index_of(body_of(func), LAYER_LOOP)
+    if at is None:
+        raise AnchorMissing(file, "parse_model", 'the layer loop `for i, (f, n, m, args) in enumerate(d["backbone"] + ...)`')
+    return func, at, body_of(func)[at]  # type: ignore[return-value]
+
+
+def flag_name(func: cst.FunctionDef) -> str | None:
+    """The spelling of the backbone flag assigned before the layer loop, if there is one."""
+    for stmt in body_of(func):
+        if m.matches(stmt, LAYER_LOOP):
+            break
+        if m.matches(stmt, FLAG_FALSE):
+            return stmt.body[0].targets[0].target.value  # type: ignore[attr-defined]
+    return None

@@ -1,0 +1,98 @@
+"""`ultrapatch fetch`: an Ultralytics source release from PyPI, unpacked into a new git repository.
+
+The download goes through pip (`pip download --no-deps --no-binary=:all:`), so the user's index, proxy and
+certificate settings apply. `ULTRAPATCH_SDIST_CACHE`, when set, names a folder where downloaded sdists are kept and
+looked up first (the test-suite uses it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import git
+
+from patcher.errors import UltrapatchError
+from patcher.tree import parse_version
+
+CACHE_ENV = "ULTRAPATCH_SDIST_CACHE"
+AUTHOR = git.Actor("ultrapatch", "ultrapatch@localhost")
+
+
+def sdist_name(version: str) -> str:
+    return f"ultralytics-{version}.tar.gz"
+
+
+def download_sdist(version: str, into: Path) -> Path:
+    """Download the sdist of `version` into `into` with pip; UltrapatchError when PyPI says no or cannot be reached."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:"]
+    command += ["--disable-pip-version-check", "-q", "-d", str(into), f"ultralytics=={version}"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = into / sdist_name(version)
+    if result.returncode != 0 or not found.is_file():
+        output = (result.stderr or result.stdout).strip().splitlines()
+        reason = next((line for line in output if "ERROR" in line), output[-1] if output else "no output")
+        if "No matching distribution" in reason or "Could not find a version" in reason:
+            raise UltrapatchError(f"PyPI has no Ultralytics {version} source release. Check the version number.")
+        raise UltrapatchError(f"could not download Ultralytics {version} from PyPI: {reason.strip()}")
+    return found
+
+
+def cached_sdist(version: str, scratch: Path) -> Path:
+    """The sdist of `version`, from the cache folder when there is one, downloading it otherwise."""
+    cache = os.environ.get(CACHE_ENV)
+    if cache:
+        hit = Path(cache) / sdist_name(version)
+        if hit.is_file():
+            return hit
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        found = download_sdist(version, scratch)
+        shutil.copy2(found, hit)
+        return hit
+    return download_sdist(version, scratch)
+
+
+def unpack(sdist: Path, dest: Path) -> None:
+    """Unpack the sdist's single top folder (`ultralytics-X/`) as `dest`."""
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp, tarfile.open(sdist) as archive:
+        kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        archive.extractall(tmp, **kwargs)
+        tops = list(Path(tmp).iterdir())
+        if len(tops) != 1 or not (tops[0] / "ultralytics" / "__init__.py").is_file():
+            raise UltrapatchError(f"{sdist.name} is not an Ultralytics source release (no ultralytics/ package inside).")
+        tops[0].rename(dest)
+
+
+def commit_all(dest: Path, message: str) -> str:
+    """`git init`, add everything, commit; the new commit's hash."""
+    repo = git.Repo.init(dest)
+    repo.git.add(A=True)
+    env = {
+        "GIT_AUTHOR_NAME": AUTHOR.name,
+        "GIT_AUTHOR_EMAIL": AUTHOR.email,
+        "GIT_COMMITTER_NAME": AUTHOR.name,
+        "GIT_COMMITTER_EMAIL": AUTHOR.email,
+    }
+    with repo.git.custom_environment(**env):
+        repo.git.commit("-q", "--no-verify", "-m", message)
+    return repo.head.commit.hexsha
+
+
+def fetch(dest: Path, version: str) -> str:
+    """Download, unpack and commit Ultralytics `version` into the new folder `dest`; the commit hash."""
+    try:
+        parse_version(version)
+    except ValueError:
+        raise UltrapatchError(f"{version!r} is not a release number such as 8.3.40.")
+    if dest.exists():
+        raise UltrapatchError(f"{dest} already exists. fetch makes a new folder: give a path that does not exist yet.")
+    if not dest.parent.is_dir():
+        raise UltrapatchError(f"{dest.parent} does not exist. Create it first, or give another path.")
+    with tempfile.TemporaryDirectory() as scratch:
+        unpack(cached_sdist(version, Path(scratch)), dest)
+    return commit_all(dest, f"Ultralytics {version} (PyPI source release)")

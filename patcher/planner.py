@@ -1,0 +1,101 @@
+"""Plan, then write: run every edit on in-memory text, and touch the disk only when all of them succeeded.
+
+A dry run and `--diff` are the plan printed; `--check` is the plan's emptiness; a failure leaves every byte as it was.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patcher.edits.base import Context, Edit, EditError, NotInRelease, Status, Workspace
+from patcher.tree import Tree
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one edit did, or would do."""
+
+    edit: Edit
+    status: Status
+    detail: str = ""
+
+
+@dataclass
+class Plan:
+    tree: Tree
+    reports: list[Report] = field(default_factory=list)
+    changes: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Report]:
+        return [r for r in self.reports if r.status is Status.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def count(self, status: Status) -> int:
+        return sum(r.status is status for r in self.reports)
+
+    def diff(self) -> str:
+        """A unified diff of every planned change, with paths relative to the tree's root (`git apply` reads it)."""
+        chunks = []
+        for rel, old, new in self.changes:
+            chunks.extend(
+                difflib.unified_diff(
+                    [] if old is None else old.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    "/dev/null" if old is None else f"a/{rel}",
+                    f"b/{rel}",
+                )
+            )
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in chunks)
+
+
+def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context) -> Plan:
+    """Run `edits` in order on one in-memory copy of the tree; each sees the text the previous ones left."""
+    files = Workspace(tree.root)
+    plan = Plan(tree)
+    for edit in edits:
+        before = files.snapshot()
+        try:
+            edit.apply(files, ctx)
+        except NotInRelease as exc:
+            plan.reports.append(Report(edit, Status.NOT_IN_RELEASE, str(exc)))
+            continue
+        except EditError as exc:
+            plan.reports.append(Report(edit, Status.FAILED, str(exc)))
+            continue
+        plan.reports.append(Report(edit, Status.APPLIED if files.changed_since(before) else Status.ALREADY))
+    plan.changes = files.changes()
+    return plan
+
+
+def write_plan(plan: Plan) -> None:
+    """Write every changed file by atomic replace. Refuses a plan with failures: all or nothing."""
+    if not plan.ok:
+        raise ValueError("a plan with failed edits is never written")
+    for rel, _old, new in plan.changes:
+        write_atomic(plan.tree.root / rel, new.encode("utf-8"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ultrapatch-tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

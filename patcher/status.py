@@ -1,0 +1,57 @@
+"""`ultrapatch status`: the state of every edit and backbone, read from the tree's text alone.
+
+An edit is "applied" when making it again would change nothing: the same comparison apply makes, so status and
+apply can never disagree. Shared edits are judged for the backbones found installed (or all of them, when none is).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patcher import __version__
+from patcher.backbones import BACKBONES, Backbone
+from patcher.edits import EDITS, PER_BACKBONE
+from patcher.edits.base import Context, Status
+from patcher.planner import make_plan
+from patcher.tree import Tree
+
+EDIT_STATE = {
+    Status.ALREADY: "applied",
+    Status.APPLIED: "not applied",
+    Status.NOT_IN_RELEASE: "not in this release",
+    Status.FAILED: "cannot apply",
+}
+
+
+def backbone_state(tree: Tree, backbone: Backbone) -> tuple[str, str]:
+    """'installed', 'partly installed', 'not installed' or 'conflict', with a detail."""
+    plan = make_plan(tree, [e for e in EDITS if e.name in PER_BACKBONE], Context(tree.release, (backbone,)))
+    if plan.failed:
+        return "conflict", plan.failed[0].detail
+    states = {r.status for r in plan.reports if r.status is not Status.NOT_IN_RELEASE}
+    if states == {Status.ALREADY}:
+        return "installed", f"{len(backbone.variants)} variants, {len(backbone.yamls(tree.release))} YAMLs"
+    if states == {Status.APPLIED}:
+        return "not installed", ""
+    missing = [r.edit.name for r in plan.reports if r.status is Status.APPLIED]
+    return "partly installed", f"missing: {', '.join(missing)}"
+
+
+def tree_status(tree: Tree) -> dict[str, Any]:
+    """The report `status --json` prints."""
+    backbones = [(b, *backbone_state(tree, b)) for b in BACKBONES.values()]
+    installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
+    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values())))
+    return {
+        "release": tree.release_text,
+        "root": str(tree.root),
+        "ultrapatch": __version__,
+        "edits": [
+            {"name": r.edit.name, "target": r.edit.target, "state": EDIT_STATE[r.status], "detail": r.detail}
+            for r in plan.reports
+        ],
+        "backbones": [
+            {"name": b.name, "state": state, "detail": detail, "variants": list(b.variants)}
+            for b, state, detail in backbones
+        ],
+    }

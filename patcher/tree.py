@@ -1,0 +1,92 @@
+"""Find and check an Ultralytics source tree, and read its release."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from patcher import NEWEST_TESTED_RELEASE
+from patcher.errors import UltrapatchError
+
+OLDEST_SUPPORTED = (8, 1, 0)
+# Files every supported release has, relative to the repository root; their absence means "not an Ultralytics tree".
+REQUIRED_FILES = ("ultralytics/__init__.py", "ultralytics/nn/tasks.py")
+
+Version = tuple[int, ...]
+
+
+def parse_version(text: str) -> Version:
+    """'8.3.40' -> (8, 3, 40). Raises ValueError for anything else."""
+    if not re.fullmatch(r"\d+(\.\d+){1,3}", text):
+        raise ValueError(f"not a release number: {text!r}")
+    return tuple(int(part) for part in text.split("."))
+
+
+def format_version(version: Version) -> str:
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A checked Ultralytics tree: `root` holds the `ultralytics/` package."""
+
+    root: Path
+    release: Version
+
+    @property
+    def release_text(self) -> str:
+        return format_version(self.release)
+
+    @property
+    def package(self) -> Path:
+        return self.root / "ultralytics"
+
+    @property
+    def is_newer_than_tested(self) -> bool:
+        return self.release > parse_version(NEWEST_TESTED_RELEASE)
+
+
+def read_release(init_file: Path) -> str:
+    """The `__version__` string assigned in `ultralytics/__init__.py`, read without importing it."""
+    try:
+        module = ast.parse(init_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise UltrapatchError(f"cannot read {init_file}: {exc}") from exc
+    for node in module.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+    raise UltrapatchError(f"{init_file} assigns no __version__ string; is this an Ultralytics source tree?")
+
+
+def find_tree(path: str | Path) -> Tree:
+    """Accept the repository root or the `ultralytics` package directory itself; check it and read its release."""
+    given = Path(path)
+    if not given.exists():
+        raise UltrapatchError(f"{given} does not exist. Give the folder of an Ultralytics checkout.")
+    if not given.is_dir():
+        raise UltrapatchError(f"{given} is not a folder. Give the folder of an Ultralytics checkout.")
+    given = given.resolve()
+    candidates = [given, given.parent] if given.name == "ultralytics" else [given]
+    for root in candidates:
+        if all((root / rel).is_file() for rel in REQUIRED_FILES):
+            break
+    else:
+        raise UltrapatchError(
+            f"{given} is not an Ultralytics source tree: expected ultralytics/__init__.py and ultralytics/nn/tasks.py "
+            f"inside it. Give the repository root or its ultralytics/ package folder "
+            f"(`ultrapatch fetch DIR` downloads one)."
+        )
+    text = read_release(root / "ultralytics" / "__init__.py")
+    try:
+        release = parse_version(text)
+    except ValueError:
+        raise UltrapatchError(f"{root}/ultralytics/__init__.py has __version__ = {text!r}, not a release number.")
+    if release < OLDEST_SUPPORTED or release[0] != 8:
+        raise UltrapatchError(
+            f"{root} holds Ultralytics {text}; ultrapatch supports 8.1 to {NEWEST_TESTED_RELEASE}. "
+            f"Fetch a supported release with `ultrapatch fetch DIR --version {NEWEST_TESTED_RELEASE}`."
+        )
+    return Tree(root=root, release=release)
