@@ -17,8 +17,16 @@ from patcher.edits.shapes import assigns, find_all, top_level_function
 TORCH_UTILS = "ultralytics/utils/torch_utils.py"
 THOP_PROFILE = m.Call(func=m.Attribute(value=m.Name("thop"), attr=m.Name("profile")))
 PROXY_KEYWORDS = ("stride", "min_cells")
-# the nested `try:` whose body profiles a stride x stride image
-STRIDE_TRY = m.Try(body=m.IndentedBlock(body=[m.ZeroOrMore(), assigns("stride"), m.ZeroOrMore()]), handlers=[m.ExceptHandler()])
+# `im = torch.empty((1, p.shape[1], stride, stride), ...)`, a stride-sized image
+STRIDE_IMAGE = assigns(
+    "im",
+    m.Call(
+        func=m.Attribute(value=m.Name("torch"), attr=m.Name("empty")),
+        args=[m.Arg(m.Tuple(elements=[m.ZeroOrMore(), m.Element(m.Name("stride")), m.Element(m.Name("stride"))])), m.ZeroOrMore()],
+    ),
+)
+# the nested `try:` whose body profiles that image
+STRIDE_TRY = m.Try(body=m.IndentedBlock(body=[m.ZeroOrMore(), STRIDE_IMAGE, m.ZeroOrMore()]), handlers=[m.ExceptHandler()])
 
 
 class FullSizeFlops(SourceEdit):
