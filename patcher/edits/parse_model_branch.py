@@ -51,19 +51,56 @@ def _chain(loop: cst.For) -> list[cst.If]:
     return links  # type: ignore[return-value]
 
 
-def _set_members(test: cst.BaseExpression) -> list[str] | None:
-    """The names in `m in {A, B}`, `m in (A, B)` or `m in frozenset({A, B})`; None for any other shape."""
+def _container(test: cst.BaseExpression) -> cst.Set | cst.Tuple | cst.List | None:
+    """The literal in `m in {A, B}`, `m in (A, B)` or `m in frozenset({A, B})`."""
     container = test.comparisons[0].comparator  # type: ignore[attr-defined]
     if m.matches(container, m.Call(func=m.Name("frozenset"), args=[m.Arg()])):
         container = container.args[0].value
-    if not isinstance(container, (cst.Set, cst.Tuple, cst.List)):
+    return container if isinstance(container, (cst.Set, cst.Tuple, cst.List)) else None
+
+
+def _set_members(test: cst.BaseExpression) -> list[str] | None:
+    """The names in the branch's literal; None for any other shape."""
+    container = _container(test)
+    if container is None:
         return None
     names = [el.value.value for el in container.elements if isinstance(el.value, cst.Name)]
     return names if len(names) == len(container.elements) else None
 
 
-def _membership(names: list[str]) -> cst.BaseExpression:
-    return cst.parse_expression(f"m in {{{', '.join(names)}}}")
+def _with_names(test: cst.BaseExpression, names: list[str]) -> cst.BaseExpression:
+    """`test` with `names` appended to its literal, in its own layout: one a line stays one a line, comments stay."""
+    container = _container(test)
+    assert container is not None and container.elements
+    elements = list(container.elements)
+    opening = container.lbrace if isinstance(container, cst.Set) else container.lpar[0] if isinstance(container, cst.Tuple) else container.lbracket
+    first = opening.whitespace_after
+    if len(elements) >= 2:
+        between = elements[-2].comma
+    elif isinstance(first, cst.ParenthesizedWhitespace):  # one name a line: the same indent, without the comment
+        between = cst.Comma(whitespace_after=first.with_changes(first_line=cst.TrailingWhitespace()))
+    else:
+        between = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    closing = elements[-1].comma
+    elements[-1] = elements[-1].with_changes(comma=between)
+    elements += [cst.Element(cst.Name(name), comma=between) for name in names]
+    elements[-1] = elements[-1].with_changes(comma=closing)
+    return test.deep_replace(container, container.with_changes(elements=elements))  # type: ignore[return-value]
+
+
+def _set_literal(names: list[str]) -> str:
+    """`{A, B}` on one line, or one name a line when that would be long, as black lays it out."""
+    one_line = f"{{{', '.join(names)}}}"
+    if len(one_line) <= 80:
+        return one_line
+    return "{\n" + "".join(f"    {name},\n" for name in names) + "}"
+
+
+def _branch_head(names: list[str], comment: str) -> str:
+    literal = _set_literal(names)
+    if "\n" in literal:  # the comment goes on the first line
+        return f"if m in {{  # {comment}{literal[1:]}:\n"
+    return f"if m in {literal}:  # {comment}\n"
 
 
 def _rebuild_chain(links: list[cst.If], at: int, replacement: cst.If) -> cst.If:
@@ -107,13 +144,13 @@ class BackboneBranch(SourceEdit):
             missing = [v for v in variants if v not in names]
             if not missing:
                 return loop
-            merged = link.with_changes(test=_membership(names + missing))
+            merged = link.with_changes(test=_with_names(link.test, missing))
             return self._replace_chain(loop, _rebuild_chain(links, i, merged))
         branch = parse(
-            f"if m in {{{', '.join(variants)}}}:  # backbones: built here, they return a list of feature maps\n"
-            f"    m = m(*args)\n"
-            f"    c2 = m.width_list  # the channels of each returned map\n"
-            f"    {flag} = True\n"
+            _branch_head(list(variants), "backbones: built here, they return a list of feature maps")
+            + "    m = m(*args)\n"
+            + "    c2 = m.width_list  # the channels of each returned map\n"
+            + f"    {flag} = True\n"
         )
         last = links[-1].with_changes(orelse=branch.with_changes(orelse=links[-1].orelse))
         return self._replace_chain(loop, _rebuild_chain(links, len(links) - 1, last))

@@ -1,0 +1,73 @@
+"""Shared fixtures: real Ultralytics releases, fetched from PyPI by `ultrapatch fetch` into a cache, then copied.
+
+The cache lives in `.cache/` at the repository root (or `ULTRAPATCH_TEST_CACHE`): sdists in `sdist/`, pristine git
+trees in `trees/<release>/`. Each test gets its own copy, so tests never see each other's edits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from patcher.fetch import CACHE_ENV, fetch
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("ULTRAPATCH_TEST_CACHE", REPO / ".cache"))
+PROBE = REPO / "patcher" / "verify" / "probe.py"
+
+# The releases the end-to-end tests run on: the oldest supported, each group of the edit map, and the newest.
+RELEASES = ("8.1.47", "8.2.103", "8.3.0", "8.3.40", "8.3.253", "8.4.0", "8.4.190")
+
+
+def pristine_tree(version: str) -> Path:
+    """A cached, never-modified git tree of `version`, fetched on first use."""
+    tree = CACHE / "trees" / version
+    if not (tree / ".git").is_dir():
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault(CACHE_ENV, str(CACHE / "sdist"))
+        fetch(tree, version)
+    return tree
+
+
+@pytest.fixture
+def release_tree(tmp_path: Path):
+    """Factory: a private copy of a release's git tree, in this test's temporary folder."""
+
+    def make(version: str, name: str = "ultralytics") -> Path:
+        dest = tmp_path / f"{name}-{version}"
+        shutil.copytree(pristine_tree(version), dest, symlinks=True)
+        return dest
+
+    return make
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root` outside .git: byte-for-byte comparisons of whole trees."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+def git_status(root: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def run_probe(tree: Path, *models: str, timeout: int = 600) -> dict:
+    """Build and run `models` (NAME:BUILDER) in a subprocess with `tree` first on sys.path; the probe's report."""
+    import json
+
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tree.parent / "yolo-config"), "YOLO_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, str(PROBE), str(tree), *models], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)

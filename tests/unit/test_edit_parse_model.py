@@ -1,0 +1,215 @@
+"""parse-model-branch and parse-model-index on parse_model in the shapes of 8.1-8.3 and 8.4.190."""
+
+from __future__ import annotations
+
+from textwrap import dedent
+
+import pytest
+
+from edit_helpers import assert_edit, assert_fails, assert_noop, run_edit
+from patcher.edits.parse_model_branch import BackboneBranch
+from patcher.edits.parse_model_index import IndexShift
+from patcher.edits.shapes import TASKS
+
+V3 = "MobileNetV3_large_n, MobileNetV3_large_s, MobileNetV3_large_m, MobileNetV3_small_n, MobileNetV3_small_s, MobileNetV3_small_m"
+V3_LINES = "".join(f"            {name},\n" for name in V3.split(", "))
+
+STOCK = '''\
+def parse_model(d, ch, verbose=True):  # model_dict, input_channels(3)
+    ch = [ch]
+    layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out
+    for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):  # from, number, module, args
+        m = getattr(torch.nn, m[3:]) if "nn." in m else globals()[m]  # get module
+        if m in {Conv, C2f}:
+            c1, c2 = ch[f], args[0]
+        elif m is Concat:
+            c2 = sum(ch[x] for x in f)
+        else:
+            c2 = ch[f]
+
+        m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+        t = str(m)[8:-2].replace("__main__.", "")  # module type
+        m.np = sum(x.numel() for x in m_.parameters())  # number params
+        m_.i, m_.f, m_.type = i, f, t  # attach index, 'from' index, type
+        save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)  # append to savelist
+        layers.append(m_)
+        if i == 0:
+            ch = []
+        ch.append(c2)
+    return nn.Sequential(*layers), sorted(save)
+'''
+
+WITH_BRANCH = f'''\
+def parse_model(d, ch, verbose=True):  # model_dict, input_channels(3)
+    ch = [ch]
+    layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out
+    backbone = False  # turns true at a backbone layer and stays true
+    for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):  # from, number, module, args
+        m = getattr(torch.nn, m[3:]) if "nn." in m else globals()[m]  # get module
+        if m in {{Conv, C2f}}:
+            c1, c2 = ch[f], args[0]
+        elif m is Concat:
+            c2 = sum(ch[x] for x in f)
+        elif m in {{  # backbones: built here, they return a list of feature maps
+{V3_LINES}        }}:
+            m = m(*args)
+            c2 = m.width_list  # the channels of each returned map
+            backbone = True
+        else:
+            c2 = ch[f]
+''' + STOCK.split("            c2 = ch[f]\n", 1)[1]
+
+WITH_INDEX = WITH_BRANCH.replace(
+    '''        m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+        t = str(m)[8:-2].replace("__main__.", "")  # module type
+''',
+    '''        if isinstance(c2, list):  # a backbone, already built in its branch
+            m_ = m
+            m_.backbone = True  # the forward loops store each of its maps
+            t = type(m).__name__  # its YAML name
+        else:
+            m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+            t = str(m)[8:-2].replace("__main__.", "")  # module type
+''',
+).replace(
+    "m_.i, m_.f, m_.type = i, f, t", "m_.i, m_.f, m_.type = i + 4 if backbone else i, f, t"
+).replace(
+    "save.extend(x % i for x", "save.extend(x % (i + 4 if backbone else i) for x"
+).replace(
+    "        ch.append(c2)\n",
+    '''        if isinstance(c2, list):  # pad at the front to five maps, P1 to P5, as the forward loops do
+            ch.extend([0] * (5 - len(c2)) + c2)
+        else:
+            ch.append(c2)
+''',
+)
+
+
+def test_branch_and_flag_are_added(tmp_path):
+    assert_edit(tmp_path, BackboneBranch(), TASKS, STOCK, WITH_BRANCH)
+
+
+def test_index_shift_and_channels(tmp_path):
+    assert_edit(tmp_path, IndexShift(), TASKS, WITH_BRANCH, WITH_INDEX)
+
+
+def test_8_4_190_sppf_block_and_frozensets_stay_on_the_ordinary_path(tmp_path):
+    before = '''\
+    def parse_model(d, ch, verbose=True):
+        base_modules = frozenset({Conv, SPPF})
+        for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):  # from, number, module, args
+            if m in base_modules:
+                c1, c2 = ch[f], args[0]
+            elif m in frozenset({TorchVision, Index}):
+                c2 = args[0]
+            else:
+                c2 = ch[f]
+
+            m_ = torch.nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+            if m is SPPF and len(args) <= 3:  # Legacy YAML rows predate the unactivated YOLO26 SPPF.
+                for block in m_ if n > 1 else [m_]:
+                    block.cv1.act = Conv.default_act
+            t = str(m)[8:-2].replace("__main__.", "")  # module type
+            m_.np = sum(x.numel() for x in m_.parameters())  # number params
+            m_.i, m_.f, m_.type = i, f, t  # attach index, 'from' index, type
+            save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)  # append to savelist
+            if i == 0:
+                ch = []
+            ch.append(c2)
+        Conv.default_act = default_act
+        return torch.nn.Sequential(*layers), sorted(save)
+    '''
+    plan, changed = run_edit(tmp_path, BackboneBranch(), {TASKS: before}, release=(8, 4, 190))
+    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: changed[TASKS]}, release=(8, 4, 190))
+    after = changed[TASKS]
+    assert dedent(
+        """\
+        else:
+            m_ = torch.nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+            if m is SPPF and len(args) <= 3:  # Legacy YAML rows predate the unactivated YOLO26 SPPF.
+                for block in m_ if n > 1 else [m_]:
+                    block.cv1.act = Conv.default_act
+            t = str(m)[8:-2].replace("__main__.", "")  # module type
+        m_.np = sum"""
+    ).replace("\n", "\n        ") in after
+    assert "        elif m in frozenset({TorchVision, Index}):\n            c2 = args[0]\n        elif m in {" in after
+    assert after.count("backbone = False") == 1
+
+
+def test_a_second_backbone_is_merged_into_the_existing_branch(tmp_path):
+    one = WITH_BRANCH.replace(V3_LINES, "            MobileNetV3_small_n,\n")
+    plan, changed = run_edit(tmp_path, BackboneBranch(), {TASKS: one})
+    merged_order = ["MobileNetV3_small_n"] + [name for name in V3.split(", ") if name != "MobileNetV3_small_n"]
+    assert changed[TASKS] == WITH_BRANCH.replace(V3_LINES, "".join(f"            {n},\n" for n in merged_order))
+    assert changed[TASKS].count("c2 = m.width_list") == 1
+
+
+SEED_002_BRANCH = '''\
+def parse_model(d, ch, verbose=True):
+    backbone = False
+    for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
+        t = m
+        m = getattr(torch.nn, m[3:]) if "nn." in m else globals()[m]  # get module
+        if m in {Conv}:
+            c1, c2 = ch[f], args[0]
+        elif m in {MobileNetV2}:
+            m = m(*args)
+            c2 = m.width_list
+            backbone = True
+        else:
+            c2 = ch[f]
+'''
+
+
+def test_hand_applied_branch_is_adopted_and_merged_not_duplicated(tmp_path):
+    plan, changed = run_edit(tmp_path, BackboneBranch(), {TASKS: SEED_002_BRANCH})
+    after = changed[TASKS]
+    assert f"        elif m in {{MobileNetV2, {V3}}}:\n" in after
+    assert after.count("c2 = m.width_list") == 1
+    assert after.count("backbone = False") == 1
+
+
+@pytest.mark.parametrize("flag", ["backbone", "is_backbone"])
+def test_either_flag_spelling_is_kept(tmp_path, flag):
+    source = STOCK.replace("    for i, (f, n", f"    {flag} = False\n    for i, (f, n")
+    plan, changed = run_edit(tmp_path, BackboneBranch(), {TASKS: source})
+    assert f"            {flag} = True\n" in changed[TASKS]
+    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: changed[TASKS]})
+    assert f"m_.i, m_.f, m_.type = i + 4 if {flag} else i, f, t" in changed[TASKS]
+
+
+def test_noop_on_seed_000_index_edit_with_channel_handling(tmp_path):
+    done = WITH_INDEX.replace(
+        '''            t = type(m).__name__  # its YAML name
+        else:
+            m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+            t = str(m)[8:-2].replace("__main__.", "")  # module type
+''',
+        '''        else:
+            m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+        t = str(m)[8:-2].replace('__main__.', '')  # module type
+''',
+    )
+    assert_noop(tmp_path, IndexShift(), TASKS, done)
+
+
+def test_missing_chain_end_names_the_construct(tmp_path):
+    source = STOCK.replace("        else:\n            c2 = ch[f]\n", "")
+    assert_fails(tmp_path, BackboneBranch(), TASKS, source, TASKS, "parse_model", "else: c2 = ch[f]")
+
+
+def test_missing_parse_model(tmp_path):
+    assert_fails(tmp_path, BackboneBranch(), TASKS, "x = 1\n", TASKS, "def parse_model")
+
+
+def test_missing_layer_loop(tmp_path):
+    assert_fails(tmp_path, IndexShift(), TASKS, "def parse_model(d, ch):\n    return d\n", "parse_model", "layer loop")
+
+
+def test_index_needs_the_flag(tmp_path):
+    assert_fails(tmp_path, IndexShift(), TASKS, STOCK, "parse_model", "backbone = False")
+
+
+def test_missing_type_line(tmp_path):
+    source = WITH_BRANCH.replace('        t = str(m)[8:-2].replace("__main__.", "")  # module type\n', "")
+    assert_fails(tmp_path, IndexShift(), TASKS, source, "parse_model, layer loop", "t = str(m)")

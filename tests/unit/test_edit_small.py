@@ -1,0 +1,182 @@
+"""stride-probe, rect-*, flops and tasks-import: two tables each, "fixes" and "noop", plus the failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from edit_helpers import assert_edit, assert_fails, assert_noop, run_edit
+from patcher.edits import EDITS
+from patcher.edits.base import Status
+from patcher.edits.flops import TORCH_UTILS, FullSizeFlops
+from patcher.edits.rect import RectFalse
+from patcher.edits.shapes import TASKS
+from patcher.edits.stride_probe import StrideProbe
+from patcher.edits.tasks_import import TasksImport
+
+RECT = RectFalse("rect-detect", "ultralytics/models/yolo/detect/train.py", "DetectionTrainer")
+RECT_WORLD = RectFalse("rect-world", "ultralytics/models/yolo/world/train.py", "WorldTrainer", optional=True)
+
+PROBE = '''\
+class DetectionModel(BaseModel):
+    def __init__(self, cfg="yolov8n.yaml", ch=3, nc=None, verbose=True):
+        m = self.model[-1]  # Detect()
+        if isinstance(m, Detect):
+            s = 256  # 2x min stride
+            m.inplace = self.inplace
+'''
+
+DATASET = '''\
+class DetectionTrainer(BaseTrainer):
+    def build_dataset(self, img_path, mode="train", batch=None):
+        gs = max(int(de_parallel(self.model).stride.max() if self.model else 0), 32)
+        return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, rect=mode == "val", stride=gs)
+'''
+
+# 8.1 to 8.4.100: a stride-sized estimate in a nested try, the full size in its except
+FLOPS_NESTED = '''\
+def get_flops(model, imgsz=640):
+    try:
+        model = de_parallel(model)
+        p = next(model.parameters())
+        try:
+            # Use stride size for input tensor
+            stride = max(int(model.stride.max()), 32) if hasattr(model, "stride") else 32  # max stride
+            im = torch.empty((1, p.shape[1], stride, stride), device=p.device)  # input image in BCHW format
+            flops = thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # stride GFLOPs
+            return flops * imgsz[0] / stride * imgsz[1] / stride  # imgsz GFLOPs
+        except Exception:
+            # Use actual image size for input tensor (i.e. required for RTDETR models)
+            im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
+            return thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # imgsz GFLOPs
+    except Exception:
+        return 0.0
+'''
+FLOPS_NESTED_AFTER = '''\
+def get_flops(model, imgsz=640):
+    try:
+        model = de_parallel(model)
+        p = next(model.parameters())
+        # Use actual image size for input tensor (i.e. required for RTDETR models)
+        im = torch.empty((1, p.shape[1], *imgsz), device=p.device)  # input image in BCHW format
+        return thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  # imgsz GFLOPs
+    except Exception:
+        return 0.0
+'''
+# 8.4.190: one try whose body computes `stride` too; thop extrapolates from proxies when given `stride=`
+FLOPS_PROXY = '''\
+def get_flops(model, imgsz=640):
+    try:
+        stride = max(int(model.stride.max()), 32) if hasattr(model, "stride") else 32
+        im = torch.empty((1, p.shape[1], *imgsz), device=p.device, dtype=p.dtype)  # input image in BCHW format
+        return thop.profile(model, inputs=[im], stride=stride, min_cells=min_cells, verbose=False)[0] / 1e9 * 2
+    except Exception:
+        return 0.0
+'''
+
+FIXES = [
+    pytest.param(StrideProbe(), TASKS, PROBE, PROBE.replace("s = 256", "s = 640"), id="stride-probe"),
+    pytest.param(RECT, RECT.target, DATASET, DATASET.replace('rect=mode == "val"', "rect=False"), id="rect-detect"),
+    pytest.param(FullSizeFlops(), TORCH_UTILS, FLOPS_NESTED, FLOPS_NESTED_AFTER, id="flops-nested-try"),
+    pytest.param(
+        FullSizeFlops(),
+        TORCH_UTILS,
+        FLOPS_PROXY,
+        FLOPS_PROXY.replace("stride=stride, min_cells=min_cells, verbose=False", "verbose=False"),
+        id="flops-8.4.190-proxy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "target", "before", "after"), FIXES)
+def test_fixes(tmp_path, edit, target, before, after):
+    assert_edit(tmp_path, edit, target, before, after)
+
+
+NOOPS = [
+    pytest.param(StrideProbe(), TASKS, PROBE.replace("s = 256", "s = 640"), id="stride-already-640"),
+    pytest.param(RECT, RECT.target, DATASET.replace('rect=mode == "val"', "rect=False"), id="rect-already-false"),
+    pytest.param(FullSizeFlops(), TORCH_UTILS, FLOPS_NESTED_AFTER, id="flops-already-full-size"),
+]
+
+
+@pytest.mark.parametrize(("edit", "target", "source"), NOOPS)
+def test_noop(tmp_path, edit, target, source):
+    assert_noop(tmp_path, edit, target, source)
+
+
+def test_world_trainer_without_the_expression_is_not_in_this_release(tmp_path):
+    plan, _ = run_edit(tmp_path, RECT_WORLD, {RECT_WORLD.target: "class WorldTrainer:\n    pass\n"})
+    assert plan.reports[0].status is Status.NOT_IN_RELEASE
+
+
+def test_missing_optional_file_is_not_in_this_release(tmp_path):
+    plan, _ = run_edit(tmp_path, RECT_WORLD, {})
+    assert plan.reports[0].status is Status.NOT_IN_RELEASE
+
+
+def test_detection_trainer_without_the_expression_fails(tmp_path):
+    assert_fails(tmp_path, RECT, RECT.target, "class DetectionTrainer:\n    pass\n", "DetectionTrainer.build_dataset", "rect=mode")
+
+
+def test_missing_probe_fails(tmp_path):
+    assert_fails(tmp_path, StrideProbe(), TASKS, "class DetectionModel:\n    pass\n", "DetectionModel", "s = 256")
+
+
+def test_missing_get_flops_fails(tmp_path):
+    assert_fails(tmp_path, FullSizeFlops(), TORCH_UTILS, "x = 1\n", TORCH_UTILS, "def get_flops")
+
+
+def test_unparsable_file_fails_with_a_sentence(tmp_path):
+    assert_fails(tmp_path, StrideProbe(), TASKS, "def broken(:\n", TASKS, "valid Python")
+
+
+IMPORTS = '''\
+from __future__ import annotations
+
+import torch
+from ultralytics.nn.modules import (
+    C2f,
+    Conv,
+)
+from ultralytics.utils import LOGGER
+'''
+V3 = ["MobileNetV3_large_n", "MobileNetV3_large_s", "MobileNetV3_large_m", "MobileNetV3_small_n", "MobileNetV3_small_s", "MobileNetV3_small_m"]
+OUR_IMPORT = "from ultralytics.nn.AddModules import (  # backbones installed by ultrapatch\n" + "".join(f"    {n},\n" for n in V3) + ")\n"
+
+
+def test_import_goes_after_the_modules_import_and_future_stays_first(tmp_path):
+    after = IMPORTS.replace(")\nfrom ultralytics.utils", ")\n" + OUR_IMPORT + "from ultralytics.utils")
+    assert_edit(tmp_path, TasksImport(), TASKS, IMPORTS, after)
+    assert after.startswith("from __future__ import annotations\n")
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["from ultralytics.nn.AddModules import *", "from ultralytics.nn.AddModules.MobileNetV3 import *", "from .AddModules import *"],
+)
+def test_a_tutorial_star_import_provides_every_name(tmp_path, line):
+    assert_noop(tmp_path, TasksImport(), TASKS, IMPORTS + line + "\n")
+
+
+def test_missing_names_are_added_to_the_existing_import(tmp_path):
+    partial = IMPORTS + "from ultralytics.nn.AddModules import MyBlock, MobileNetV3_small_n\n"
+    plan, changed = run_edit(tmp_path, TasksImport(), {TASKS: partial})
+    text = changed[TASKS]
+    assert text.count("from ultralytics.nn.AddModules import") == 1
+    assert "    MyBlock,\n    MobileNetV3_small_n,\n    MobileNetV3_large_n,\n" in text
+
+
+def test_an_aliased_import_is_left_as_written(tmp_path):
+    aliased = IMPORTS + "from ultralytics.nn.AddModules import MyBlock as Block\n"
+    plan, changed = run_edit(tmp_path, TasksImport(), {TASKS: aliased})
+    assert "from ultralytics.nn.AddModules import MyBlock as Block\n" + OUR_IMPORT in changed[TASKS]
+
+
+def test_import_anchor_missing(tmp_path):
+    assert_fails(tmp_path, TasksImport(), TASKS, "import torch\n", "from ultralytics.nn.modules import")
+
+
+def test_table_order_is_the_tutorial_order():
+    assert [e.name for e in EDITS][:4] == ["addmodules", "tasks-import", "parse-model-branch", "parse-model-index"]
+    assert EDITS[-1].name == "model-yamls"
+    assert len({e.name for e in EDITS}) == len(EDITS)
