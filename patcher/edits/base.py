@@ -67,6 +67,7 @@ class Workspace:
         self.root = root
         self._texts: dict[str, str | None] = {}
         self._originals: dict[str, str | None] = {}
+        self._parsed: dict[str, tuple[str, cst.Module]] = {}  # parsing is the slow part: once per text
 
     def read(self, rel: str) -> str | None:
         """The current text of `rel` (a repository-relative path with forward slashes), or None if it is absent."""
@@ -76,9 +77,21 @@ class Workspace:
             self._texts[rel] = self._originals[rel] = text
         return self._texts[rel]
 
-    def write(self, rel: str, text: str) -> None:
+    def write(self, rel: str, text: str, module: cst.Module | None = None) -> None:
+        """Replace the text of `rel`; `module`, when given, is the libcst tree that `text` is the code of."""
         self.read(rel)  # remember the original first
         self._texts[rel] = text
+        if module is not None:
+            self._parsed[rel] = (text, module)
+
+    def module(self, rel: str) -> cst.Module:
+        """The current text of `rel` parsed by libcst (ParserSyntaxError when it is not valid Python)."""
+        text = self.read(rel)
+        assert text is not None
+        cached = self._parsed.get(rel)
+        if cached is None or cached[0] is not text:
+            self._parsed[rel] = (text, cst.parse_module(text))
+        return self._parsed[rel][1]
 
     def snapshot(self) -> dict[str, str | None]:
         return dict(self._texts)
@@ -120,12 +133,12 @@ class SourceEdit(Edit):
                 raise NotInRelease(f"no {self.target}")
             raise AnchorMissing(self.target, "", "the file", "Is the tree complete?")
         try:
-            module = cst.parse_module(text)
+            module = files.module(self.target)
         except cst.ParserSyntaxError as exc:
             raise AnchorMissing(self.target, "", "valid Python", f"libcst says: {exc.message} (line {exc.raw_line})")
         new = self.transform(module, ctx)
-        if new is not module and new.code != text:
-            files.write(self.target, new.code)
+        if new is not module and (code := new.code) != text:
+            files.write(self.target, code, new)
 
     @abstractmethod
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:

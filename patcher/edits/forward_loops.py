@@ -21,7 +21,18 @@ import libcst as cst
 import libcst.matchers as m
 
 from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit
-from patcher.edits.shapes import HASATTR_BACKBONE, TASKS, body_of, if_else, index_of, method, statement, top_level_class, with_body
+from patcher.edits.shapes import (
+    HASATTR_BACKBONE,
+    TASKS,
+    body_of,
+    if_else,
+    index_of,
+    method,
+    replace_within,
+    statement,
+    top_level_class,
+    with_body,
+)
 
 SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
 LAYER_LOOP = m.For(target=m.Name("m"), iter=SELF_MODEL | m.Subscript(value=SELF_MODEL))
@@ -67,4 +78,4 @@ class ListOutputs(SourceEdit):
         if save is None:
             raise AnchorMissing(self.target, where, "`y.append(x if m.i in self.save else None)` in the layer loop")
         statements[save : save + 1] = [if_else(STORE_MAPS, statements[save : save + 1])]
-        return module.deep_replace(loop, with_body(loop, statements))  # type: ignore[return-value]
+        return replace_within(module, cls, loop, with_body(loop, statements))

@@ -31,6 +31,7 @@ from patcher.edits.shapes import (
     index_of,
     parse,
     parse_model_parts,
+    replace_within,
     with_body,
 )
 
@@ -125,7 +126,7 @@ class BackboneBranch(SourceEdit):
             statements.insert(at, parse(f"{flag} = False  # turns true at a backbone layer and stays true\n"))
             at += 1
         statements[at] = self._with_branch(loop, ctx.variants, flag)
-        return module.deep_replace(func, with_body(func, statements))  # type: ignore[return-value]
+        return replace_within(module, func, func, with_body(func, statements))
 
     def _with_branch(self, loop: cst.For, variants: tuple[str, ...], flag: str) -> cst.For:
         links = _chain(loop)

@@ -29,6 +29,7 @@ from patcher.edits.shapes import (
     if_else,
     index_of,
     parse_model_parts,
+    replace_within,
     statement,
     with_body,
 )
@@ -64,7 +65,7 @@ class IndexShift(SourceEdit):
         statements = self._channels(statements)
         if statements == list(body_of(loop)):
             return module
-        return module.deep_replace(loop, with_body(loop, statements))  # type: ignore[return-value]
+        return replace_within(module, func, loop, with_body(loop, statements))
 
     def _build(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         if index_of(statements, BACKBONE_IF) is not None:

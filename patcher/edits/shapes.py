@@ -61,6 +61,15 @@ def with_body(node: cst.CSTNode, statements: Sequence[cst.BaseStatement]) -> cst
     return node.with_changes(body=node.body.with_changes(body=tuple(statements)))  # type: ignore[attr-defined]
 
 
+def replace_within(module: cst.Module, top: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
+    """`module` with `old` (a node inside the top-level statement `top`) replaced by `new`.
+
+    `Module.deep_replace` rebuilds every node of a 2,000-line tasks.py; this rebuilds only `top`.
+    """
+    replaced = new if top is old else top.deep_replace(old, new)
+    return module.with_changes(body=tuple(replaced if stmt is top else stmt for stmt in module.body))
+
+
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """Every node under `node`, depth first, `node` included."""
     yield node

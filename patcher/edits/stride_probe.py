@@ -11,7 +11,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
-from patcher.edits.shapes import TASKS, assigns, find_all, top_level_class
+from patcher.edits.shapes import TASKS, assigns, find_all, replace_within, top_level_class
 
 PROBE = assigns("s", m.Integer())
 
@@ -28,9 +28,9 @@ class StrideProbe(SourceEdit):
         probes = find_all(cls, PROBE)
         if not probes:
             raise AnchorMissing(self.target, "DetectionModel.__init__", "the stride probe `s = 256  # 2x min stride`")
-        new = module
+        new = cls
         for line in probes:
             assign = line.body[0]  # type: ignore[attr-defined]
             if assign.value.value == "256":
                 new = new.deep_replace(line, line.with_changes(body=[assign.with_changes(value=cst.Integer("640"))]))
-        return new  # type: ignore[return-value]
+        return module if new is cls else replace_within(module, cls, cls, new)

@@ -22,17 +22,15 @@ from pathlib import Path
 SIZES = ((640, 640), (640, 480), (480, 640))
 
 
-def head_input_strides(model, image) -> tuple[list[float], object]:
-    """Run `model` on `image`; the stride of every map its last layer receives, and the model's output."""
+def head_input_strides(model, height: int, run) -> list[float]:
+    """Call `run()`; the stride of every map the model's last layer received (input height / map height)."""
     seen = []
-    head = model.model[-1]
-    handle = head.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    handle = model.model[-1].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     try:
-        output = model(image)
+        run()
     finally:
         handle.remove()
-    maps = seen[0]
-    return [image.shape[-2] / f.shape[-2] for f in maps], output
+    return [height / f.shape[-2] for f in seen[0]]
 
 
 def synthetic_batch(torch, size: tuple[int, int], boxes_per_image: int = 3, images: int = 2) -> dict:
@@ -70,16 +68,17 @@ def probe(name: str, builder: str) -> dict:
     model.eval()
     with torch.no_grad():
         for h, w in SIZES:
-            strides[f"eval {h}x{w}"], _ = head_input_strides(model, torch.zeros(1, 3, h, w))
-    if builder == "YOLO":  # RT-DETR's train-mode forward needs targets: its loss below is that forward
-        model.train()
-        for h, w in SIZES:
-            strides[f"train {h}x{w}"], _ = head_input_strides(model, torch.zeros(1, 3, h, w))
-    report["head_strides"] = strides
-
+            image = torch.zeros(1, 3, h, w)
+            strides[f"eval {h}x{w}"] = head_input_strides(model, h, lambda: model(image))
     model.train()
     model.args = get_cfg()  # as the trainer does: the losses read their gains from it,
     model.nc = model.yaml["nc"]  # and RT-DETR's its class count
+    for h, w in SIZES:  # RT-DETR's training forward needs targets: its loss is that forward
+        image, batch = torch.zeros(1, 3, h, w), synthetic_batch(torch, (h, w))
+        run = (lambda: model(image)) if builder == "YOLO" else (lambda: model.loss(batch))
+        strides[f"train {h}x{w}"] = head_input_strides(model, h, run)
+    report["head_strides"] = strides
+
     batch = synthetic_batch(torch, (640, 640))
     loss, _items = model.loss(batch)
     total = loss.sum()
