@@ -1,0 +1,166 @@
+"""The command line on real trees: exit codes, sentences for mistakes, and the tree untouched when anything fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO, git_status, tree_digest
+from patcher.cli import cli
+
+pytestmark = pytest.mark.e2e
+RELEASE = "8.4.190"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture
+def tree(release_tree) -> Path:
+    return release_tree(RELEASE)
+
+
+def test_package_folder_is_accepted_as_path(tree):
+    result = invoke("apply", str(tree / "ultralytics"), "-b", "mobilenetv3", "--check")
+    assert result.exit_code == 1  # work to do: --check says so
+    assert f"Ultralytics {RELEASE} at {tree}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: p, "is not an Ultralytics source tree"),
+    ],
+)
+def test_not_a_tree_is_bad_input(tmp_path, make, words):
+    result = invoke("apply", str(make(tmp_path)), "-b", "mobilenetv3")
+    assert result.exit_code == 2
+    assert words in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unsupported_release_is_bad_input(tree):
+    init = tree / "ultralytics/__init__.py"
+    init.write_text(init.read_text().replace(f'__version__ = "{RELEASE}"', '__version__ = "8.0.200"'))
+    result = invoke("apply", str(tree), "-b", "mobilenetv3")
+    assert result.exit_code == 2
+    assert "supports 8.1 to" in result.output
+
+
+def test_unknown_backbone_is_bad_input(tree):
+    before = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "resnet9000")
+    assert result.exit_code == 2
+    assert "unknown backbone 'resnet9000'" in result.output
+    assert tree_digest(tree) == before
+
+
+def test_backbone_is_required(tree):
+    assert invoke("apply", str(tree)).exit_code == 2
+
+
+def test_a_failed_edit_writes_nothing(tree):
+    tasks = tree / "ultralytics/nn/tasks.py"
+    tasks.write_text(tasks.read_text().replace("s = 256  # 2x min stride", "s = probe_size()"))
+    before = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "all")
+    assert result.exit_code == 1
+    assert "stride-probe: ultralytics/nn/tasks.py, DetectionModel.__init__: could not find the stride probe" in result.output
+    assert "nothing was written" in result.output
+    assert tree_digest(tree) == before
+
+
+def test_a_users_different_module_file_is_never_overwritten(tree):
+    mine = tree / "ultralytics/nn/AddModules/MobileNetV3.py"
+    mine.parent.mkdir()
+    mine.write_text("# my own MobileNetV3\n")
+    before = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "mobilenetv3")
+    assert result.exit_code == 1
+    assert "MobileNetV3.py exists and differs from ultrapatch's" in result.output
+    assert tree_digest(tree) == before
+
+
+def test_dry_run_prints_a_diff_git_can_apply(tree):
+    result = invoke("apply", str(tree), "-b", "mobilenetv3", "--dry-run")
+    assert result.exit_code == 0
+    assert git_status(tree) == ""
+    check = subprocess.run(["git", "apply", "--check", "-"], cwd=tree, input=result.stdout, text=True, capture_output=True)
+    assert check.returncode == 0, check.stderr
+    subprocess.run(["git", "apply", "-"], cwd=tree, input=result.stdout, text=True, check=True)
+    assert invoke("apply", str(tree), "-b", "mobilenetv3", "--check").exit_code == 0  # the diff is the whole edit
+
+
+def test_status_json(tree):
+    before = json.loads(invoke("status", str(tree), "--json").stdout)
+    assert before["release"] == RELEASE
+    states = {e["name"]: e["state"] for e in before["edits"]}
+    assert states.pop("rect-world-scratch") == "applied"  # 8.4.190's own code already passes rect=False there
+    assert set(states.values()) == {"not applied"}
+    assert before["backbones"][0] == {
+        "name": "mobilenetv3",
+        "state": "not installed",
+        "detail": "",
+        "variants": before["backbones"][0]["variants"],
+    }
+    assert invoke("apply", str(tree), "-b", "mobilenetv3").exit_code == 0
+    after = json.loads(invoke("status", str(tree), "--json").stdout)
+    states = {e["name"]: e["state"] for e in after["edits"]}
+    assert states["predict-once"] == "applied" and states["yoloe-predict"] == "applied"
+    assert after["backbones"][0]["state"] == "installed"
+    assert "12 YAMLs" in after["backbones"][0]["detail"]
+
+
+def test_status_of_an_old_release_says_what_it_lacks(release_tree):
+    tree = release_tree("8.1.47")
+    report = json.loads(invoke("status", str(tree), "--json").stdout)
+    states = {e["name"]: (e["state"], e["detail"]) for e in report["edits"]}
+    assert states["yoloe-predict"] == ("not in this release", "no YOLOEModel")
+
+
+def test_fetch_refuses_an_existing_folder(tmp_path):
+    result = invoke("fetch", str(tmp_path))
+    assert result.exit_code == 2
+    assert "already exists" in result.output
+
+
+def test_fetch_refuses_a_malformed_version(tmp_path):
+    result = invoke("fetch", str(tmp_path / "u"), "--version", "latest")
+    assert result.exit_code == 2
+    assert "not a release number" in result.output
+    assert not (tmp_path / "u").exists()
+
+
+def test_fetch_makes_a_git_repository_with_one_commit(release_tree):
+    tree = release_tree("8.3.0")
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=tree, capture_output=True, text=True, check=True).stdout
+    assert log == "Ultralytics 8.3.0 (PyPI source release)\n"
+    assert git_status(tree) == ""
+
+
+def test_console_script_and_module_entry_points(tmp_path):
+    listed = subprocess.run([sys.executable, "-m", "patcher", "list"], cwd=tmp_path, capture_output=True, text=True)
+    assert listed.returncode == 0
+    assert " 1. addmodules" in listed.stdout and "15. model-yamls" in listed.stdout
+    version = subprocess.run(["ultrapatch", "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("ultrapatch, version ")
+
+
+def test_wheel_ships_modules_and_templates(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("ultrapatch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"patcher/modules/MobileNetV3.py", "patcher/templates/yolo11-detect.yaml", "patcher/verify/probe.py"} <= names
+    assert not any(name.startswith(("modules/", "templates/", "tests/")) for name in names)
