@@ -35,11 +35,16 @@ def download_sdist(version: str, into: Path) -> Path:
     result = subprocess.run(command, capture_output=True, text=True)
     found = into / sdist_name(version)
     if result.returncode != 0 or not found.is_file():
-        output = (result.stderr or result.stdout).strip().splitlines()
-        reason = next((line for line in output if "ERROR" in line), output[-1] if output else "no output")
-        if "No matching distribution" in reason or "Could not find a version" in reason:
+        output = result.stderr + result.stdout
+        if "from versions: none" in output:  # pip saw no release of Ultralytics at all: it reached no index
+            raise UltrapatchError(
+                f"could not reach PyPI to download Ultralytics {version}: pip found no releases at all. "
+                f"Check the network, or pip's index settings (pip config list)."
+            )
+        if "No matching distribution" in output:
             raise UltrapatchError(f"PyPI has no Ultralytics {version} source release. Check the version number.")
-        raise UltrapatchError(f"could not download Ultralytics {version} from PyPI: {reason.strip()}")
+        errors = [line for line in output.splitlines() if line.startswith("ERROR")] or output.splitlines()[-1:]
+        raise UltrapatchError(f"could not download Ultralytics {version} from PyPI: {' '.join(errors)[:500]}")
     return found
 
 

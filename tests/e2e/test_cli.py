@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -137,6 +138,30 @@ def test_fetch_refuses_a_malformed_version(tmp_path):
     assert result.exit_code == 2
     assert "not a release number" in result.output
     assert not (tmp_path / "u").exists()
+
+
+def test_fetch_says_when_pypi_cannot_be_reached(tmp_path, monkeypatch):
+    monkeypatch.delenv("ULTRAPATCH_SDIST_CACHE", raising=False)
+    for name, value in {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",  # nothing listens on the discard port
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_FIND_LINKS": "",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("fetch", str(tmp_path / "u"), "--version", "8.3.0")
+    assert result.exit_code == 2
+    assert "could not reach PyPI" in result.output
+    assert not (tmp_path / "u").exists()
+
+
+def test_fetch_says_when_a_release_does_not_exist(tmp_path, monkeypatch):
+    monkeypatch.delenv("ULTRAPATCH_SDIST_CACHE", raising=False)
+    result = invoke("fetch", str(tmp_path / "u"), "--version", "8.3.42")  # withdrawn from PyPI
+    assert result.exit_code == 2
+    assert "PyPI has no Ultralytics 8.3.42 source release" in result.output
 
 
 def test_fetch_makes_a_git_repository_with_one_commit(release_tree):
