@@ -126,6 +126,13 @@ BACKBONES = {
             tutorial_fingerprints=frozenset({"050fffdc7c510d8b"}),
             summary="MobileNetV3 small/large at widths n, s, m (YOLO11 + MobileNetV3 tutorial)",
         ),
+        Backbone(
+            name="mobilenetv2",
+            module_file="MobileNetV2.py",
+            templates=("yolo11-detect", "rtdetr-l-detect"),
+            tutorial_fingerprints=frozenset({"05c02f2cd2a38e27"}),
+            summary="MobileNetV2 (RT-DETR + MobileNetV2 tutorial)",
+        ),
     )
 }
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,12 @@ from patcher.cli import cli
 from patcher.edits import EDITS
 from patcher.edits.base import Context
 from patcher.planner import Plan, make_plan
-from patcher.tree import find_tree
+from patcher.tree import find_tree, parse_version
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE_GOLDEN = os.environ.get("ULTRAPATCH_UPDATE_GOLDEN") == "1"
 
-# one variant per release, so that the matrix covers all six
+# one MobileNetV3 variant per release, so that the matrix covers all six; MobileNetV2 on every other release
 VARIANT = dict(
     zip(
         RELEASES,
@@ -27,6 +29,7 @@ VARIANT = dict(
          "MobileNetV3_small_m", "MobileNetV3_large_m", "MobileNetV3_small_n"],
     )
 )
+WITH_MOBILENETV2 = {"8.1.47": "rtdetr", "8.3.0": "yolo11", "8.3.40": "rtdetr", "8.4.0": "yolo11", "8.4.190": "rtdetr"}
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +41,17 @@ def golden_diff(tree: Path) -> str:
     return Plan(found, changes=[c for c in plan.changes if c[1] is not None]).diff()
 
 
-def models_for(release: tuple[int, ...], variant: str) -> list[str]:
-    models = [f"rtdetr-l-{variant}.yaml:RTDETR"]
-    if release >= (8, 3, 0):  # YOLO11 arrived in 8.3.0
-        models.insert(0, f"yolo11n-{variant}.yaml:YOLO")
+def models_for(version: str) -> dict[str, str]:
+    """NAME:BUILDER specs to probe on `version`, each with the backbone class it must show in the layer table."""
+    variant = VARIANT[version]
+    models = {f"rtdetr-l-{variant}.yaml:RTDETR": variant}
+    if parse_version(version) >= (8, 3, 0):  # YOLO11 arrived in 8.3.0
+        models[f"yolo11n-{variant}.yaml:YOLO"] = variant
+    family = WITH_MOBILENETV2.get(version)
+    if family == "rtdetr":
+        models["rtdetr-l-MobileNetV2.yaml:RTDETR"] = "MobileNetV2"
+    elif family == "yolo11":
+        models["yolo11s-MobileNetV2.yaml:YOLO"] = "MobileNetV2"
     return models
 
 
@@ -62,7 +72,7 @@ def test_apply_build_and_train(release_tree, version):
     assert git_status(tree) == "", "a dry run wrote something"
     assert runner.invoke(cli, ["apply", str(tree), "-b", "all", "--check"]).exit_code == 1
 
-    applied = runner.invoke(cli, ["apply", str(tree), "--backbone", "mobilenetv3"])
+    applied = runner.invoke(cli, ["apply", str(tree), "--backbone", "mobilenetv3", "--backbone", "mobilenetv2"])
     assert applied.exit_code == 0, applied.output
     assert "failed" not in applied.output
     patched = tree_digest(tree)
@@ -73,13 +83,13 @@ def test_apply_build_and_train(release_tree, version):
     assert tree_digest(tree) == patched, "applying twice changed bytes"
     assert runner.invoke(cli, ["apply", str(tree), "-b", "all", "--check"]).exit_code == 0
 
-    release = find_tree(tree).release
-    report = run_probe(tree, *models_for(release, VARIANT[version]))
+    models = models_for(version)
+    report = run_probe(tree, *models)
     assert Path(report["ultralytics_file"]).resolve().is_relative_to(tree.resolve()), "the fork was not the one imported"
     assert report["release"] == version
     for model in report["models"]:
         assert "error" not in model, model.get("traceback")
-        assert model["backbone_type"] == VARIANT[version]  # the layer table shows the YAML name
+        assert model["backbone_type"] == models[f"{model['name']}:{model['builder']}"]  # the YAML name, not a repr
         assert model["backbone_index"] == 4  # the backbone is layers 0-4
         assert model["gflops"] > 0
         for mode, strides in model["head_strides"].items():
@@ -89,3 +99,18 @@ def test_apply_build_and_train(release_tree, version):
             assert model["stride"] == [8.0, 16.0, 32.0]
         assert model["loss_finite"] and model["grads_finite"]
         assert model["backbone_params_without_grad"] == 0
+
+
+def test_rtdetr_mobilenetv2_acceptance_figure(release_tree):
+    """Seed 002's table: rtdetr-l with MobileNetV2 and nc: 1 has 594 layers and 20,263,651 parameters."""
+    tree = release_tree("8.3.40")
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2"]).exit_code == 0
+    script = (
+        "from ultralytics.nn.tasks import RTDETRDetectionModel\n"
+        "m = RTDETRDetectionModel('rtdetr-l-MobileNetV2.yaml', nc=1, verbose=False)\n"
+        "print(len(list(m.modules())), sum(p.numel() for p in m.parameters()), sum(p.numel() for p in m.model[0].parameters()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tree), "YOLO_CONFIG_DIR": str(tree.parent / "yolo-config")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tree.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1].split() == ["594", "20263651", "1811712"]
