@@ -51,33 +51,71 @@ def code_fingerprint(source: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# How the detection head row becomes another task's: (the head and its arguments, an extra parameter line).
+TASK_HEADS = {
+    "segment": ("Segment, [nc, 32, 256]] # Segment", ""),
+    "pose": ("Pose, [nc, kpt_shape]] # Pose", "kpt_shape: [17, 3] # number of keypoints, number of dims (x, y, visible)\n"),
+    "obb": ("OBB, [nc, 1]] # OBB", ""),
+}
+DETECT_HEAD = "Detect, [nc]] # Detect"
+
+
 @dataclass(frozen=True)
 class Template:
-    """A model YAML for one family and task; `name` is the installed stem before the variant, e.g. 'yolo11'."""
+    """A model YAML for one family and task, installed as `<stem>-<Variant>.yaml` in `cfg/models/<config_dir>/`.
+
+    The template file holds the detection model (or the classification one); segment, pose and obb swap the last
+    row's head, as the stock YAMLs of each family do.
+    """
 
     file: str
-    name: str
+    stem: str
     config_dir: str
     since: Version
     builder: str  # the Ultralytics class that builds it: "YOLO" or "RTDETR"
     task: str
 
     def installed_path(self, variant: str) -> str:
-        return f"ultralytics/cfg/models/{self.config_dir}/{self.name}-{variant}.yaml"
+        return f"ultralytics/cfg/models/{self.config_dir}/{self.stem}-{variant}.yaml"
 
     def render(self, variant: str) -> str:
-        return template_text(self.file).replace(PLACEHOLDER, variant)
+        text = template_text(self.file).replace(PLACEHOLDER, variant)
+        if self.task in TASK_HEADS:
+            head, extra = TASK_HEADS[self.task]
+            assert DETECT_HEAD in text, f"{self.file} has no detection head row to turn into {self.task}"
+            text = text.replace(DETECT_HEAD, head).replace("\nscales:", f"\n{extra}scales:", 1)
+        return text
 
 
-TEMPLATES = {
-    "yolo11-detect": Template("yolo11-detect.yaml", "yolo11", "11", (8, 3, 0), "YOLO", "detect"),
-    "rtdetr-l-detect": Template("rtdetr-l-detect.yaml", "rtdetr-l", "rt-detr", (8, 1, 0), "RTDETR", "detect"),
+def _family(stem: str, config_dir: str, since: Version, tasks: tuple[str, ...], file: str | None = None) -> dict:
+    """The templates of one family: '<stem>-<task>' keys, with Ultralytics' own task suffixes in the file names."""
+    suffix = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}
+    return {
+        f"{stem}-{task}": Template(
+            "classify.yaml" if task == "classify" else file or f"{stem}.yaml",
+            f"{stem}{suffix[task]}",
+            config_dir,
+            since,
+            "RTDETR" if stem.startswith("rtdetr") else "YOLO",
+            task,
+        )
+        for task in tasks
+    }
+
+
+ALL_TASKS = ("detect", "segment", "pose", "obb", "classify")
+TEMPLATES: dict[str, Template] = {
+    **_family("yolov3", "v3", (8, 1, 0), ("detect",)),
+    **_family("yolov8", "v8", (8, 1, 0), ALL_TASKS),
+    **_family("yolo11", "11", (8, 3, 0), ALL_TASKS),  # C3k2 and C2PSA arrived with YOLO11
+    **_family("yolo26", "26", (8, 4, 0), ("detect",)),
+    **_family("rtdetr-l", "rt-detr", (8, 1, 0), ("detect",)),
 }
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """One `--backbone` choice: a module file, its variants, and the templates it is installed with.
+    """One `--backbone` choice: a module file and its variants, each installed with every family's templates.
 
     `tutorial_fingerprints` identify the tutorials' own versions of the same file, which apply may replace: they are
     the same architecture, and a user who followed a tutorial by hand has nothing of their own in them.
@@ -85,7 +123,6 @@ class Backbone:
 
     name: str
     module_file: str
-    templates: tuple[str, ...]
     tutorial_fingerprints: frozenset[str] = frozenset()
     summary: str = ""
 
@@ -109,9 +146,9 @@ class Backbone:
     def yamls(self, release: Version) -> list[tuple[Template, str, str]]:
         """(template, variant, installed path) for every YAML this backbone installs on `release`."""
         return [
-            (TEMPLATES[key], variant, TEMPLATES[key].installed_path(variant))
-            for key in self.templates
-            if release >= TEMPLATES[key].since
+            (template, variant, template.installed_path(variant))
+            for template in TEMPLATES.values()
+            if release >= template.since
             for variant in self.variants
         ]
 
@@ -122,14 +159,12 @@ BACKBONES = {
         Backbone(
             name="mobilenetv3",
             module_file="MobileNetV3.py",
-            templates=("yolo11-detect", "rtdetr-l-detect"),
             tutorial_fingerprints=frozenset({"050fffdc7c510d8b"}),
             summary="MobileNetV3 small/large at widths n, s, m (YOLO11 + MobileNetV3 tutorial)",
         ),
         Backbone(
             name="mobilenetv2",
             module_file="MobileNetV2.py",
-            templates=("yolo11-detect", "rtdetr-l-detect"),
             tutorial_fingerprints=frozenset({"05c02f2cd2a38e27"}),
             summary="MobileNetV2 (RT-DETR + MobileNetV2 tutorial)",
         ),

@@ -30,20 +30,38 @@ def head_input_strides(model, height: int, run) -> list[float]:
         run()
     finally:
         handle.remove()
-    return [height / f.shape[-2] for f in seen[0]]
+    maps = seen[0] if isinstance(seen[0], (list, tuple)) else [seen[0]]  # Classify receives one map
+    return [height / f.shape[-2] for f in maps]
 
 
-def synthetic_batch(torch, size: tuple[int, int], boxes_per_image: int = 3, images: int = 2) -> dict:
-    """Random normalised xywh boxes of class 0, as the detection losses read them."""
+def synthetic_batch(torch, task: str, size: tuple[int, int], boxes_per_image: int = 3, images: int = 2) -> dict:
+    """A training batch for `task` as the fork's dataloader collates it: random boxes of class 0 (or 1), with the
+    masks, keypoints or angles the task needs; class labels for classification."""
+    h, w = size
+    if task == "classify":
+        return {"img": torch.rand(images, 3, h, w), "cls": torch.arange(images) % 2}
     n = boxes_per_image * images
     xy = torch.rand(n, 2) * 0.5 + 0.25
     wh = torch.rand(n, 2) * 0.2 + 0.1
-    return {
-        "img": torch.rand(images, 3, *size),
+    batch = {
+        "img": torch.rand(images, 3, h, w),
         "cls": torch.zeros(n, 1),
         "bboxes": torch.cat([xy, wh], 1),
         "batch_idx": torch.arange(images).repeat_interleave(boxes_per_image).float(),
     }
+    if task == "obb":
+        batch["bboxes"] = torch.cat([xy, wh, torch.rand(n, 1) * 1.5], 1)  # xywh and an angle in radians
+    elif task == "pose":
+        offsets = (torch.rand(n, 17, 2) - 0.5) * wh[:, None]
+        batch["keypoints"] = torch.cat([xy[:, None] + offsets, torch.full((n, 17, 1), 2.0)], 2)  # visible
+    elif task == "segment":  # overlapping masks: each pixel holds the 1-based index of its box in the image
+        masks = torch.zeros(images, h, w)
+        for k in range(n):
+            x0, y0 = ((xy[k] - wh[k] / 2) * torch.tensor([w, h])).int().tolist()
+            x1, y1 = ((xy[k] + wh[k] / 2) * torch.tensor([w, h])).int().tolist()
+            masks[k // boxes_per_image, y0:y1, x0:x1] = k % boxes_per_image + 1
+        batch["masks"] = masks
+    return batch
 
 
 def probe(name: str, builder: str) -> dict:
@@ -52,9 +70,10 @@ def probe(name: str, builder: str) -> dict:
     from ultralytics.cfg import get_cfg
 
     cls = getattr(ultralytics, builder)
-    report: dict = {"name": name, "builder": builder}
     wrapper = cls(name)
     model = wrapper.model
+    task = wrapper.task
+    report: dict = {"name": name, "builder": builder, "task": task}
     report["layers"] = len(list(model.modules()))
     report["params"] = sum(p.numel() for p in model.parameters())
     from ultralytics.utils.torch_utils import get_flops
@@ -74,12 +93,12 @@ def probe(name: str, builder: str) -> dict:
     model.args = get_cfg()  # as the trainer does: the losses read their gains from it,
     model.nc = model.yaml["nc"]  # and RT-DETR's its class count
     for h, w in SIZES:  # RT-DETR's training forward needs targets: its loss is that forward
-        image, batch = torch.zeros(1, 3, h, w), synthetic_batch(torch, (h, w))
+        image, batch = torch.zeros(1, 3, h, w), synthetic_batch(torch, task, (h, w))
         run = (lambda: model(image)) if builder == "YOLO" else (lambda: model.loss(batch))
         strides[f"train {h}x{w}"] = head_input_strides(model, h, run)
     report["head_strides"] = strides
 
-    batch = synthetic_batch(torch, (640, 640))
+    batch = synthetic_batch(torch, task, (640, 640))
     loss, _items = model.loss(batch)
     total = loss.sum()
     total.backward()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import RELEASES, git_status, run_probe, tree_digest
-from patcher.backbones import select_backbones
+from patcher.backbones import BACKBONES, select_backbones
 from patcher.cli import cli
 from patcher.edits import EDITS
 from patcher.edits.base import Context
@@ -21,7 +22,7 @@ from patcher.tree import find_tree, parse_version
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE_GOLDEN = os.environ.get("ULTRAPATCH_UPDATE_GOLDEN") == "1"
 
-# one MobileNetV3 variant per release, so that the matrix covers all six; MobileNetV2 on every other release
+# one MobileNetV3 variant per release, so that the matrix covers all six
 VARIANT = dict(
     zip(
         RELEASES,
@@ -29,7 +30,6 @@ VARIANT = dict(
          "MobileNetV3_small_m", "MobileNetV3_large_m", "MobileNetV3_small_n"],
     )
 )
-WITH_MOBILENETV2 = {"8.1.47": "rtdetr", "8.3.0": "yolo11", "8.3.40": "rtdetr", "8.4.0": "yolo11", "8.4.190": "rtdetr"}
 
 pytestmark = pytest.mark.e2e
 
@@ -42,19 +42,17 @@ def golden_diff(tree: Path) -> str:
 
 
 def models_for(version: str) -> dict[str, str]:
-    """NAME:BUILDER specs to probe on `version`, each with the backbone class it must show in the layer table."""
-    variant = VARIANT[version]
-    models = {f"rtdetr-l-{variant}.yaml:RTDETR": variant}
-    if parse_version(version) >= (8, 3, 0):  # YOLO11 arrived in 8.3.0
-        models[f"yolo11n-{variant}.yaml:YOLO"] = variant
-    family = WITH_MOBILENETV2.get(version)
-    if family == "rtdetr":
-        models["rtdetr-l-MobileNetV2.yaml:RTDETR"] = "MobileNetV2"
-    elif family == "yolo11":
-        models["yolo11s-MobileNetV2.yaml:YOLO"] = "MobileNetV2"
+    """NAME:BUILDER for every family and task the release has, for each backbone (one variant of those with
+    several), each with the backbone class the layer table must show."""
+    release = parse_version(version)
+    models = {}
+    for backbone in BACKBONES.values():
+        variant = VARIANT[version] if len(backbone.variants) > 1 else backbone.variants[0]
+        for template, installed, _path in backbone.yamls(release):
+            if installed == variant:
+                scaled = re.sub(r"^(yolov?\d+)", r"\1n", template.stem)  # yolo11-seg -> yolo11n-seg
+                models[f"{scaled}-{variant}.yaml:{template.builder}"] = variant
     return models
-
-
 @pytest.mark.parametrize("version", RELEASES)
 def test_apply_build_and_train(release_tree, version):
     tree = release_tree(version)
@@ -85,6 +83,7 @@ def test_apply_build_and_train(release_tree, version):
 
     models = models_for(version)
     report = run_probe(tree, *models)
+    assert {m["task"] for m in report["models"]} >= {"detect", "segment", "pose", "obb", "classify"}
     assert Path(report["ultralytics_file"]).resolve().is_relative_to(tree.resolve()), "the fork was not the one imported"
     assert report["release"] == version
     for model in report["models"]:
@@ -93,9 +92,9 @@ def test_apply_build_and_train(release_tree, version):
         assert model["backbone_index"] == 4  # the backbone is layers 0-4
         assert model["gflops"] > 0
         for mode, strides in model["head_strides"].items():
-            assert strides == [8.0, 16.0, 32.0], mode
+            assert strides == ([32.0] if model["task"] == "classify" else [8.0, 16.0, 32.0]), (model["name"], mode)
         assert set(model["head_strides"]) == {f"{m} {s}" for m in ("eval", "train") for s in ("640x640", "640x480", "480x640")}
-        if model["builder"] == "YOLO":
+        if model["builder"] == "YOLO" and model["task"] != "classify":
             assert model["stride"] == [8.0, 16.0, 32.0]
         assert model["loss_finite"] and model["grads_finite"]
         assert model["backbone_params_without_grad"] == 0

@@ -63,12 +63,27 @@ def test_yamls_land_in_each_familys_folder(tmp_path):
     assert "ultralytics/cfg/models/11/yolo11-MobileNetV3_small_n.yaml" in changed
     assert "ultralytics/cfg/models/rt-detr/rtdetr-l-MobileNetV3_large_m.yaml" in changed
     assert "- [-1, 1, MobileNetV3_small_n, []]" in changed["ultralytics/cfg/models/11/yolo11-MobileNetV3_small_n.yaml"]
-    assert len(changed) == 12
+    assert "ultralytics/cfg/models/11/yolo11-cls-MobileNetV3_large_s.yaml" in changed
+    assert "ultralytics/cfg/models/v3/yolov3-MobileNetV3_small_s.yaml" in changed
+    assert len(changed) == 6 * 12  # v3, v8 x 5 tasks, 11 x 5 tasks, RT-DETR; no YOLO26 before 8.4.0
 
 
-def test_no_yolo11_yamls_before_8_3(tmp_path):
-    plan, changed = run_edit(tmp_path, ModelYamls(), {}, release=(8, 2, 103))
-    assert sorted(changed) == sorted(f"ultralytics/cfg/models/rt-detr/rtdetr-l-{v}.yaml" for v in V3.variants)
+def test_families_follow_the_release(tmp_path):
+    stems = lambda changed: sorted({Path(p).name.split("-MobileNetV3")[0] for p in changed})  # noqa: E731
+    _, old = run_edit(tmp_path / "a", ModelYamls(), {}, release=(8, 2, 103))
+    assert stems(old) == ["rtdetr-l", "yolov3", "yolov8", "yolov8-cls", "yolov8-obb", "yolov8-pose", "yolov8-seg"]
+    _, new = run_edit(tmp_path / "b", ModelYamls(), {}, release=(8, 4, 0))
+    assert "yolo26" in stems(new) and "yolo11-pose" in stems(new)
+
+
+def test_task_heads(tmp_path):
+    _, changed = run_edit(tmp_path, ModelYamls(), {}, release=(8, 3, 0))
+    pose = changed["ultralytics/cfg/models/v8/yolov8-pose-MobileNetV3_small_n.yaml"]
+    assert "\nkpt_shape: [17, 3]" in pose and "1, Pose, [nc, kpt_shape]] # Pose(P3, P4, P5)" in pose
+    assert "1, Segment, [nc, 32, 256]]" in changed["ultralytics/cfg/models/11/yolo11-seg-MobileNetV3_small_n.yaml"]
+    assert "1, OBB, [nc, 1]]" in changed["ultralytics/cfg/models/11/yolo11-obb-MobileNetV3_small_n.yaml"]
+    cls = changed["ultralytics/cfg/models/11/yolo11-cls-MobileNetV3_small_n.yaml"]
+    assert cls.rstrip().endswith("- [-1, 1, Classify, [nc]] # Classify") and "Detect" not in cls
 
 
 def test_a_users_yaml_of_the_same_name_is_never_overwritten(tmp_path):
