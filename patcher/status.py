@@ -30,7 +30,8 @@ def backbone_state(tree: Tree, backbone: Backbone) -> tuple[str, str]:
         return "conflict", plan.failed[0].detail
     states = {r.status for r in plan.reports if r.status is not Status.NOT_IN_RELEASE}
     if states == {Status.ALREADY}:
-        return "installed", f"{len(backbone.variants)} variants, {len(backbone.yamls(tree.release))} YAMLs"
+        variants, yamls = len(backbone.variants), len(backbone.yamls(tree.release))
+        return "installed", f"{variants} variant{'s' * (variants != 1)}, {yamls} YAMLs"
     if states == {Status.APPLIED}:
         return "not installed", ""
     missing = [r.edit.name for r in plan.reports if r.status is Status.APPLIED]
