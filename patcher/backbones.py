@@ -168,6 +168,11 @@ BACKBONES = {
             tutorial_fingerprints=frozenset({"05c02f2cd2a38e27"}),
             summary="MobileNetV2 (RT-DETR + MobileNetV2 tutorial)",
         ),
+        Backbone(
+            name="mobilenetv2-tv",
+            module_file="MobileNetV2_tv.py",
+            summary="MobileNetV2 in torchvision's layout: width_mult, local ImageNet weights (YOLOv3 + MobileNetV2 tutorial)",
+        ),
     )
 }
 

@@ -29,6 +29,8 @@ EXPECTED = {
     # seed 002's acceptance figure: 1,811,712 parameters, maps of 24, 32, 96 and 320 channels
     ("MobileNetV2", "MobileNetV2"): ("seed002_MobileNetV2.py", 1_811_712, [24, 32, 96, 320]),
 }
+# seed 004's MobileNetV2 is torchvision's own; it is compared with torchvision below, not with a seed file
+TORCHVISION_LAYOUT = {("MobileNetV2_tv", "MobileNetV2_tv"): (1_811_712, [24, 32, 96, 320])}
 CASES = sorted(EXPECTED)
 
 
@@ -45,7 +47,7 @@ def seed(file: str):
 
 def test_every_variant_of_every_backbone_is_covered():
     shipped = {(b.module_file.removesuffix(".py"), v) for b in BACKBONES.values() for v in b.variants}
-    assert shipped == set(EXPECTED)
+    assert shipped == set(EXPECTED) | set(TORCHVISION_LAYOUT)
 
 
 @pytest.mark.parametrize(("module", "name"), CASES)
@@ -77,7 +79,7 @@ def test_every_variant_is_a_module_class(module, name):
     assert isinstance(cls, type) and issubclass(cls, nn.Module)
 
 
-@pytest.mark.parametrize("module", sorted({m for m, _ in CASES}))
+@pytest.mark.parametrize("module", sorted({m for m, _ in CASES} | {m for m, _ in TORCHVISION_LAYOUT}))
 def test_width_list_needs_no_forward_pass(module, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("forward called during construction")
@@ -85,11 +87,20 @@ def test_width_list_needs_no_forward_pass(module, monkeypatch):
     for name in ours(module).__all__:
         cls = getattr(ours(module), name)
         monkeypatch.setattr(cls, "forward", refuse)
-        assert cls().width_list == EXPECTED[module, name][2]
+        expected = EXPECTED.get((module, name)) or (None, *TORCHVISION_LAYOUT[module, name])
+        assert cls().width_list == expected[2]
 
 
 @pytest.mark.parametrize("size", [(640, 640), (640, 480), (480, 640), (320, 320), (32, 64)])
-@pytest.mark.parametrize(("module", "name"), [("MobileNetV3", "MobileNetV3_small_n"), ("MobileNetV3", "MobileNetV3_large_s"), ("MobileNetV2", "MobileNetV2")])
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("MobileNetV3", "MobileNetV3_small_n"),
+        ("MobileNetV3", "MobileNetV3_large_s"),
+        ("MobileNetV2", "MobileNetV2"),
+        ("MobileNetV2_tv", "MobileNetV2_tv"),
+    ],
+)
 def test_four_maps_at_strides_4_to_32(module, name, size):
     model = getattr(ours(module), name)().eval()
     with torch.no_grad():
@@ -98,8 +109,30 @@ def test_four_maps_at_strides_4_to_32(module, name, size):
     assert [m.shape[1] for m in maps] == model.width_list
 
 
-@pytest.mark.parametrize("module", sorted({m for m, _ in CASES}))
-def test_module_file_depends_on_torch_only(module):
-    source = Path(ours(module).__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_module_file_depends_on_torch_only(backbone):
+    source = BACKBONES[backbone].source
     imports = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
-    assert imports <= {"__future__", "torch"}
+    assert imports <= {"__future__", "torch", "os", "logging"}
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5])
+def test_torchvision_layout_is_torchvisions_mobilenet_v2(width):
+    import torchvision
+
+    reference = torchvision.models.mobilenet_v2(weights=None, width_mult=width).eval()
+    mine = ours("MobileNetV2_tv").MobileNetV2_tv(width_mult=width).eval()
+    theirs = {k: v for k, v in reference.state_dict().items() if not k.startswith(("features.18.", "classifier."))}
+    assert [(k, v.shape) for k, v in mine.state_dict().items()] == [(k, v.shape) for k, v in theirs.items()]
+    mine.load_state_dict(theirs)
+    image = torch.rand(1, 3, 224, 192)
+    with torch.no_grad():
+        maps, x = mine(image), image
+        expected = []
+        for i, layer in enumerate(reference.features[:18]):
+            x = layer(x)
+            if i in mine.taps:
+                expected.append(x)
+    for a, b in zip(maps, expected, strict=True):
+        assert torch.equal(a, b)
+    assert mine.taps == [3, 6, 13, 17]
