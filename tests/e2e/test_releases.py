@@ -83,6 +83,11 @@ def test_apply_build_and_train(release_tree, version):
     applied = runner.invoke(cli, ["apply", str(tree), "--backbone", "mobilenetv3", "--backbone", "mobilenetv2"])
     assert applied.exit_code == 0, applied.output
     assert "failed" not in applied.output
+    merged = runner.invoke(cli, ["apply", str(tree), "--backbone", "mobilenetv2-tv"])  # a later backbone merges
+    assert merged.exit_code == 0, merged.output
+    assert "4 applied" in merged.stdout  # addmodules, tasks-import, parse-model-branch, model-yamls
+    tasks = (tree / "ultralytics/nn/tasks.py").read_text()
+    assert tasks.count("c2 = m.width_list") == 1 and tasks.count("from ultralytics.nn.AddModules import") == 1
     patched = tree_digest(tree)
 
     again = runner.invoke(cli, ["apply", str(tree), "--backbone", "all"])
