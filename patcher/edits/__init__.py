@@ -6,6 +6,7 @@ from patcher.edits.addmodules import AddModulesPackage
 from patcher.edits.base import Edit
 from patcher.edits.flops import FullSizeFlops
 from patcher.edits.forward_loops import ListOutputs
+from patcher.edits.fuse import ReparameteriseOnFuse
 from patcher.edits.model_yamls import ModelYamls
 from patcher.edits.parse_model_branch import BackboneBranch
 from patcher.edits.parse_model_index import IndexShift
@@ -30,6 +31,7 @@ EDITS: tuple[Edit, ...] = (
     RectFalse("rect-world-scratch", f"{YOLO}/world/train_world.py", "WorldTrainerFromScratch", optional=True),
     RectFalse("rect-yoloe", f"{YOLO}/yoloe/train.py", "YOLOETrainer", optional=True),
     FullSizeFlops(),
+    ReparameteriseOnFuse(),
     ModelYamls(),
 )
 

@@ -22,16 +22,20 @@ from pathlib import Path
 SIZES = ((640, 640), (640, 480), (480, 640))
 
 
-def head_input_strides(model, height: int, run) -> list[float]:
-    """Call `run()`; the stride of every map the model's last layer received (input height / map height)."""
+def head_inputs(model, run) -> list:
+    """Call `run()`; the maps the model's last layer received (Classify receives one)."""
     seen = []
     handle = model.model[-1].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     try:
         run()
     finally:
         handle.remove()
-    maps = seen[0] if isinstance(seen[0], (list, tuple)) else [seen[0]]  # Classify receives one map
-    return [height / f.shape[-2] for f in maps]
+    return list(seen[0]) if isinstance(seen[0], (list, tuple)) else [seen[0]]
+
+
+def head_input_strides(model, height: int, run) -> list[float]:
+    """Call `run()`; the stride of every map the model's last layer received (input height / map height)."""
+    return [height / f.shape[-2] for f in head_inputs(model, run)]
 
 
 def synthetic_batch(torch, task: str, size: tuple[int, int], boxes_per_image: int = 3, images: int = 2) -> dict:
@@ -108,6 +112,18 @@ def probe(name: str, builder: str) -> dict:
     report["grads_finite"] = all(g is None or bool(torch.isfinite(g).all()) for g in grads)
     backbone_grads = [p.grad for p in model.model[0].parameters()]
     report["backbone_params_without_grad"] = sum(g is None for g in backbone_grads)
+
+    model.eval()  # fuse, as Ultralytics does before validation and export: what reaches the head stays the same
+    image = torch.rand(1, 3, 640, 480)
+    with torch.no_grad():
+        before = head_inputs(model, lambda: model(image))
+        model.fuse(verbose=False)
+        after = head_inputs(model, lambda: model(image))
+    # the maps the head receives, not its output: RT-DETR's top-k query selection turns rounding into other queries
+    report["fuse_relative_error"] = max(
+        float((a - b).abs().max() / a.abs().max().clamp(min=1e-12)) for a, b in zip(before, after)
+    )
+    report["deploy_blocks"] = sum(getattr(m, "deploy", None) is True for m in model.modules())
     return report
 
 

@@ -174,8 +174,9 @@ def test_fetch_makes_a_git_repository_with_one_commit(release_tree):
 def test_console_script_and_module_entry_points(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "patcher", "list"], cwd=tmp_path, capture_output=True, text=True)
     assert listed.returncode == 0
-    assert " 1. addmodules" in listed.stdout and "15. model-yamls" in listed.stdout
-    version = subprocess.run(["ultrapatch", "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert " 1. addmodules" in listed.stdout and "16. model-yamls" in listed.stdout
+    script = Path(sys.executable).with_name("ultrapatch")  # the console script beside this interpreter
+    version = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("ultrapatch, version ")
 
 
@@ -187,5 +188,5 @@ def test_wheel_ships_modules_and_templates(tmp_path):
     )
     (wheel,) = tmp_path.glob("ultrapatch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"patcher/modules/MobileNetV3.py", "patcher/templates/yolo11-detect.yaml", "patcher/verify/probe.py"} <= names
+    assert {"patcher/modules/MobileNetV3.py", "patcher/templates/yolo11.yaml", "patcher/verify/probe.py"} <= names
     assert not any(name.startswith(("modules/", "templates/", "tests/")) for name in names)

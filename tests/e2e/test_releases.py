@@ -22,15 +22,6 @@ from patcher.tree import find_tree, parse_version
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE_GOLDEN = os.environ.get("ULTRAPATCH_UPDATE_GOLDEN") == "1"
 
-# one MobileNetV3 variant per release, so that the matrix covers all six
-VARIANT = dict(
-    zip(
-        RELEASES,
-        ["MobileNetV3_small_n", "MobileNetV3_large_n", "MobileNetV3_small_s", "MobileNetV3_large_s",
-         "MobileNetV3_small_m", "MobileNetV3_large_m", "MobileNetV3_small_n"],
-    )
-)
-
 pytestmark = pytest.mark.e2e
 
 
@@ -38,25 +29,24 @@ def golden_diff(tree: Path) -> str:
     """The dry-run diff of the release's own files (new files are the same on every release)."""
     found = find_tree(tree)
     plan = make_plan(found, EDITS, Context(found.release, select_backbones(("all",))))
+    assert plan.ok, [r.detail for r in plan.failed]
     return Plan(found, changes=[c for c in plan.changes if c[1] is not None]).diff()
 
 
 def models_for(version: str) -> dict[str, str]:
     """NAME:BUILDER specs to probe on `version`, each with the backbone class the layer table must show.
 
-    MobileNetV3 (one variant per release) runs every family and task the release has; the other backbones run
-    every family and task on the newest release, and their tutorial's own pairing on the others, which keeps the
-    matrix within CI's time.
+    Each backbone runs one variant per release, rotating, so that the matrix covers every variant. MobileNetV3 runs
+    every family and task the release has; the other backbones run every family and task on the newest release,
+    and their tutorial's own family on the others, which keeps the matrix within CI's time.
     """
-    release = parse_version(version)
-    newest = version == RELEASES[-1]
+    release, position = parse_version(version), RELEASES.index(version)
     models = {}
     for backbone in BACKBONES.values():
-        variant = VARIANT[version] if len(backbone.variants) > 1 else backbone.variants[0]
+        variant = backbone.variants[position % len(backbone.variants)]
+        everything = backbone.name == "mobilenetv3" or version == RELEASES[-1]
         for template, installed, _path in backbone.yamls(release):
-            if installed != variant:
-                continue
-            if backbone.name != "mobilenetv3" and not newest and template.stem not in ("rtdetr-l", "yolov3"):
+            if installed != variant or not (everything or template.stem == backbone.tutorial_family):
                 continue
             scaled = template.stem if template.stem == "yolov3" else re.sub(r"^(yolov?\d+)", r"\1n", template.stem)
             models[f"{scaled}-{variant}.yaml:{template.builder}"] = variant
@@ -113,6 +103,9 @@ def test_apply_build_and_train(release_tree, version):
             assert model["stride"] == [8.0, 16.0, 32.0]
         assert model["loss_finite"] and model["grads_finite"]
         assert model["backbone_params_without_grad"] == 0
+        assert model["fuse_relative_error"] < 1e-3, model["name"]  # model.fuse() (MobileOne: reparameterised)
+        if model["backbone_type"].startswith("MobileOne"):
+            assert model["deploy_blocks"] > 0, "model.fuse() left MobileOne's branches unfolded"
 
 
 def test_rtdetr_mobilenetv2_acceptance_figure(release_tree):

@@ -180,3 +180,43 @@ def test_table_order_is_the_tutorial_order():
     assert [e.name for e in EDITS][:4] == ["addmodules", "tasks-import", "parse-model-branch", "parse-model-index"]
     assert EDITS[-1].name == "model-yamls"
     assert len({e.name for e in EDITS}) == len(EDITS)
+
+
+FUSE = """\
+class BaseModel(nn.Module):
+    def fuse(self, verbose=True):
+        if not self.is_fused():
+            for m in self.model.modules():
+                if isinstance(m, RepConv):
+                    m.fuse_convs()
+            self.info(verbose=verbose)
+        return self
+"""
+FUSE_AFTER = FUSE.replace(
+    "        if not self.is_fused():\n",
+    """        if not self.is_fused():
+            for m in self.model.modules():  # reparameterise backbone blocks that carry their own (MobileOne)
+                if hasattr(m, "switch_to_deploy") and not getattr(m, "deploy", False):
+                    m.switch_to_deploy()
+""",
+)
+
+
+def test_fuse_reparameterises_first_and_keeps_the_release_loop(tmp_path):
+    from patcher.edits.fuse import ReparameteriseOnFuse
+
+    assert_edit(tmp_path, ReparameteriseOnFuse(), TASKS, FUSE, FUSE_AFTER)
+
+
+def test_fuse_without_the_guard_fails(tmp_path):
+    from patcher.edits.fuse import ReparameteriseOnFuse
+
+    source = "class BaseModel(nn.Module):\n    def fuse(self):\n        return self\n"
+    assert_fails(tmp_path, ReparameteriseOnFuse(), TASKS, source, "BaseModel.fuse", "for m in self.model.modules()")
+
+
+def test_fuse_of_8_4_0_guarded_by_if_true(tmp_path):
+    from patcher.edits.fuse import ReparameteriseOnFuse
+
+    guarded = FUSE.replace("if not self.is_fused():", "if True:")
+    assert_edit(tmp_path, ReparameteriseOnFuse(), TASKS, guarded, FUSE_AFTER.replace("if not self.is_fused():", "if True:"))

@@ -28,6 +28,12 @@ EXPECTED = {
     ("MobileNetV3", "MobileNetV3_small_m"): ("seed000_MobileNetV3.py", 921_390, [16, 24, 48, 576]),
     # seed 002's acceptance figure: 1,811,712 parameters, maps of 24, 32, 96 and 320 channels
     ("MobileNetV2", "MobileNetV2"): ("seed002_MobileNetV2.py", 1_811_712, [24, 32, 96, 320]),
+    # seed 003's blocks and stage layout, with the MobileOne paper's width multipliers and k
+    ("MobileOne", "MobileOne_s0"): ("seed003_MobileOne.py", 4_267_936, [48, 128, 256, 1024]),
+    ("MobileOne", "MobileOne_s1"): ("seed003_MobileOne.py", 3_543_872, [96, 192, 512, 1280]),
+    ("MobileOne", "MobileOne_s2"): ("seed003_MobileOne.py", 5_835_328, [96, 256, 640, 2048]),
+    ("MobileOne", "MobileOne_s3"): ("seed003_MobileOne.py", 8_121_280, [128, 320, 768, 2048]),
+    ("MobileOne", "MobileOne_s4"): ("seed003_MobileOne.py", 11_261_120, [192, 448, 896, 2048]),
 }
 # seed 004's MobileNetV2 is torchvision's own; it is compared with torchvision below, not with a seed file
 TORCHVISION_LAYOUT = {("MobileNetV2_tv", "MobileNetV2_tv"): (1_811_712, [24, 32, 96, 320])}
@@ -68,8 +74,9 @@ def test_same_layers_keys_and_outputs_as_the_seed(module, name):
     mine.load_state_dict(theirs.state_dict())
     mine.eval(), theirs.eval()
     image = torch.rand(1, 3, 320, 256)
+    reference = getattr(seed(file), "features", lambda net, x: net(x))  # MobileOne's seed ends in a classifier
     with torch.no_grad():
-        for a, b in zip(mine(image), theirs(image), strict=True):
+        for a, b in zip(mine(image), reference(theirs, image), strict=True):
             assert torch.equal(a, b)
 
 
@@ -99,6 +106,7 @@ def test_width_list_needs_no_forward_pass(module, monkeypatch):
         ("MobileNetV3", "MobileNetV3_large_s"),
         ("MobileNetV2", "MobileNetV2"),
         ("MobileNetV2_tv", "MobileNetV2_tv"),
+        ("MobileOne", "MobileOne_s1"),
     ],
 )
 def test_four_maps_at_strides_4_to_32(module, name, size):
