@@ -3,11 +3,12 @@
 Run as a script, never imported by ultrapatch itself: it needs only the standard library, torch and the fork, so it
 works under any interpreter the user points at. The fork goes first on `sys.path`.
 
-    python probe.py TREE MODEL:BUILDER [MODEL:BUILDER ...]
+    python probe.py [--build-only] TREE MODEL:BUILDER [MODEL:BUILDER ...]
 
 MODEL is a YAML name the fork finds by itself (e.g. yolo11n-MobileNetV3_small_n.yaml); BUILDER is YOLO or RTDETR.
 For each model the report holds its layers, parameters and GFLOPs, the strides of the maps its head receives at each
-input size in eval and train mode, and the loss on a synthetic batch with the gradients it leaves.
+input size in eval and train mode, the loss on a synthetic batch with the gradients it leaves, and what
+`model.fuse()` changes. `--build-only` builds each model and runs one eval forward, for sweeping many YAMLs.
 """
 
 from __future__ import annotations
@@ -127,10 +128,32 @@ def probe(name: str, builder: str) -> dict:
     return report
 
 
+def build_only(name: str, builder: str) -> dict:
+    """Build a model and run one eval forward at 640x480: its size, and the strides its head receives."""
+    import torch
+    import ultralytics
+
+    wrapper = getattr(ultralytics, builder)(name)
+    model = wrapper.model.eval()
+    with torch.no_grad():
+        strides = head_input_strides(model, 640, lambda: model(torch.zeros(1, 3, 640, 480)))
+    return {
+        "name": name,
+        "builder": builder,
+        "task": wrapper.task,
+        "layers": len(list(model.modules())),
+        "params": sum(p.numel() for p in model.parameters()),
+        "backbone_type": getattr(model.model[0], "type", ""),
+        "head_strides": {"eval 640x480": strides},
+    }
+
+
 def main(argv: list[str]) -> int:
     # Ultralytics logs to stdout; keep stdout for the report alone by sending file descriptor 1 to stderr.
     report_stream = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
+    check = build_only if argv[0] == "--build-only" else probe
+    argv = argv[1:] if check is build_only else argv
     tree = Path(argv[0]).resolve()
     sys.path.insert(0, str(tree))
     import torch
@@ -145,7 +168,7 @@ def main(argv: list[str]) -> int:
     for spec in argv[1:]:
         name, _, builder = spec.partition(":")
         try:
-            result["models"].append(probe(name, builder or "YOLO"))
+            result["models"].append(check(name, builder or "YOLO"))
         except Exception as exc:  # noqa: BLE001 - reported, not raised: the caller decides
             result["models"].append({"name": name, "builder": builder, "error": repr(exc), "traceback": traceback.format_exc()})
     report_stream.write(json.dumps(result) + "\n")

@@ -108,6 +108,29 @@ def test_apply_build_and_train(release_tree, version):
             assert model["deploy_blocks"] > 0, "model.fuse() left MobileOne's branches unfolded"
 
 
+@pytest.mark.parametrize("version", [RELEASES[-1]])
+def test_every_installed_yaml_builds(release_tree, version):
+    """Every YAML apply installs, for every backbone and variant, builds in the fork and feeds its head the right
+    strides (the training matrix above runs a rotating subset of the variants). On the newest release only, which
+    installs the most (169 YAMLs, about 5 minutes here): the older ones install subsets of the same files."""
+    tree = release_tree(version)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "--backbone", "all"]).exit_code == 0
+    release = parse_version(version)
+    installed = {
+        f"{Path(path).stem}.yaml:{template.builder}": (variant, template.task)
+        for backbone in BACKBONES.values()
+        for template, variant, path in backbone.yamls(release)
+    }
+    report = run_probe(tree, *installed, build_only=True)
+    assert len(report["models"]) == len(installed)
+    for model in report["models"]:
+        assert "error" not in model, model.get("traceback")
+        variant, task = installed[f"{model['name']}:{model['builder']}"]
+        assert (model["backbone_type"], model["task"]) == (variant, task)
+        expected = [32.0] if task == "classify" else [8.0, 16.0, 32.0]
+        assert model["head_strides"]["eval 640x480"] == expected, model["name"]
+
+
 def test_rtdetr_mobilenetv2_acceptance_figure(release_tree):
     """Seed 002's table: rtdetr-l with MobileNetV2 and nc: 1 has 594 layers and 20,263,651 parameters."""
     tree = release_tree("8.3.40")
