@@ -18,7 +18,7 @@ from patcher import NEWEST_TESTED_RELEASE, __version__
 from patcher.backbones import BACKBONES, Backbone, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.base import Context, Status
-from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed, UltrapatchError
+from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed
 from patcher.fetch import fetch as fetch_release
 from patcher.planner import Plan, make_plan, write_plan
 from patcher.status import tree_status
