@@ -20,7 +20,9 @@ from patcher.edits import EDITS
 from patcher.edits.base import Context, Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed
 from patcher.fetch import fetch as fetch_release
+from patcher import state
 from patcher.planner import Plan, make_plan, write_plan
+from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
 from patcher.status import tree_status
 from patcher.tree import Tree, find_tree
 
@@ -105,11 +107,38 @@ def apply(path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: boo
         if check and files:
             sys.exit(EXIT_EDIT_FAILED)
         return
+    record = state.load(tree.root) or state.State(tree.release_text)
+    for rel, old, new in plan.changes:
+        record.record(tree.root, rel, None if old is None else old.encode("utf-8"), new.encode("utf-8"))
+    record.backbones = sorted({*record.backbones, *(b.name for b in backbones)})
     write_plan(plan)
+    if plan.changes:
+        state.save(tree.root, record)
     if show_diff:
         click.echo(plan.diff(), nl=False)
     counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
     click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
+
+
+@cli.command()
+@PATH_ARG
+@click.option("--dry-run", is_flag=True, help="Write nothing; print the diff revert would make.")
+@click.option("--force", is_flag=True, help=f"Restore files you changed since apply, saving yours as <file>{BACKUP_SUFFIX}.")
+def revert(path: Path, dry_run: bool, force: bool) -> None:
+    """Give the tree at PATH back exactly as it was before the first apply."""
+    tree = find_tree(path)
+    plan = plan_revert(tree)
+    for rel in plan.kept:
+        click.echo(f"kept {rel}: created by ultrapatch, changed by you since", err=dry_run)
+    if dry_run:
+        click.echo(plan.diff(tree.root), nl=False)
+        for rel in plan.conflicts:
+            click.echo(f"conflict: {rel} changed since ultrapatch wrote it", err=True)
+        return
+    backups = write_revert(tree, plan, force)
+    for backup in backups:
+        click.echo(f"saved your version as {backup}")
+    click.echo(f"Ultralytics {tree.release_text} at {tree.root}: restored {len(plan.restore)} file(s)")
 
 
 @cli.command()

@@ -1,0 +1,105 @@
+"""The record of what apply did, kept inside the tree in `.ultrapatch/state.json`, so that revert can undo it.
+
+Per file: its original bytes (base64; none for a file apply created) and the sha256 of what ultrapatch wrote.
+Revert restores a file only while it still holds what ultrapatch wrote; a file the user changed since is a
+conflict. `.ultrapatch/` goes into the repository's `.git/info/exclude`, not `.gitignore`: the record belongs to
+this checkout, not to the project, and `git status` stays clean without touching a tracked file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patcher import __version__
+from patcher.planner import write_atomic
+
+STATE_DIR = ".ultrapatch"
+STATE_FILE = f"{STATE_DIR}/state.json"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FileRecord:
+    original: bytes | None  # None: ultrapatch created the file
+    written: str  # sha256 of what ultrapatch last wrote
+
+
+@dataclass
+class State:
+    release: str
+    backbones: list[str] = field(default_factory=list)
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    created_dirs: list[str] = field(default_factory=list)
+
+    def record(self, root: Path, rel: str, original: bytes | None, written: bytes) -> None:
+        """Note a write; a file written before keeps its first original, so revert goes back to before any apply."""
+        if rel in self.files:
+            self.files[rel].written = sha256(written)
+        else:
+            self.files[rel] = FileRecord(original, sha256(written))
+        parent = Path(rel).parent
+        while parent != Path(".") and not (root / parent).exists():
+            self.created_dirs.append(parent.as_posix())
+            parent = parent.parent
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "ultrapatch": __version__,
+                "release": self.release,
+                "backbones": self.backbones,
+                "files": {
+                    rel: {
+                        "original": None if r.original is None else base64.b64encode(r.original).decode(),
+                        "written_sha256": r.written,
+                    }
+                    for rel, r in sorted(self.files.items())
+                },
+                "created_dirs": sorted(set(self.created_dirs)),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        data = json.loads(text)
+        files = {
+            rel: FileRecord(None if r["original"] is None else base64.b64decode(r["original"]), r["written_sha256"])
+            for rel, r in data["files"].items()
+        }
+        return cls(data["release"], data["backbones"], files, data.get("created_dirs", []))
+
+
+def load(root: Path) -> State | None:
+    path = root / STATE_FILE
+    return State.from_json(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def save(root: Path, state: State) -> None:
+    write_atomic(root / STATE_FILE, state.to_json().encode("utf-8"))
+    exclude = root / ".git" / "info" / "exclude"
+    if (root / ".git").is_dir():
+        lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.is_file() else []
+        if f"/{STATE_DIR}/" not in lines:
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(exclude, ("\n".join([*lines, f"/{STATE_DIR}/"]) + "\n").encode("utf-8"))
+
+
+def forget(root: Path) -> None:
+    """Remove the record and its exclude line: the tree is as it was before the first apply."""
+    (root / STATE_FILE).unlink(missing_ok=True)
+    if (root / STATE_DIR).is_dir() and not any((root / STATE_DIR).iterdir()):
+        (root / STATE_DIR).rmdir()
+    exclude = root / ".git" / "info" / "exclude"
+    if exclude.is_file():
+        lines = exclude.read_text(encoding="utf-8").splitlines()
+        if f"/{STATE_DIR}/" in lines:
+            kept = [line for line in lines if line != f"/{STATE_DIR}/"]
+            write_atomic(exclude, ("\n".join(kept) + "\n" if kept else "").encode("utf-8"))
