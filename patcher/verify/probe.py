@@ -39,9 +39,10 @@ def head_input_strides(model, height: int, run) -> list[float]:
     return [height / f.shape[-2] for f in head_inputs(model, run)]
 
 
-def synthetic_batch(torch, task: str, size: tuple[int, int], boxes_per_image: int = 3, images: int = 2) -> dict:
+def synthetic_batch(torch, task: str, size: tuple[int, int], boxes_per_image: int = 2, images: int = 3) -> dict:
     """A training batch for `task` as the fork's dataloader collates it: random boxes of class 0 (or 1), with the
-    masks, keypoints or angles the task needs; class labels for classification."""
+    masks, keypoints or angles the task needs; class labels for classification. Three images, not two: 8.4.0's
+    segmentation loss takes a prototype tensor of length 2 for a (proto, semantic) pair."""
     h, w = size
     if task == "classify":
         return {"img": torch.rand(images, 3, h, w), "cls": torch.arange(images) % 2}
@@ -53,6 +54,7 @@ def synthetic_batch(torch, task: str, size: tuple[int, int], boxes_per_image: in
         "cls": torch.zeros(n, 1),
         "bboxes": torch.cat([xy, wh], 1),
         "batch_idx": torch.arange(images).repeat_interleave(boxes_per_image).float(),
+        "resized_shape": [(h, w)] * images,  # 8.4.0's OBB and pose losses read the image size from here
     }
     if task == "obb":
         batch["bboxes"] = torch.cat([xy, wh, torch.rand(n, 1) * 1.5], 1)  # xywh and an angle in radians
