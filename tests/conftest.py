@@ -61,7 +61,7 @@ def git_status(root: Path) -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True).stdout
 
 
-def run_probe(tree: Path, *models: str, build_only: bool = False, timeout: int = 900) -> dict:
+def run_probe(tree: Path, *models: str, build_only: bool = False, timeout: int = 2400) -> dict:
     """Build and run `models` (NAME:BUILDER) in a subprocess with `tree` first on sys.path; the probe's report."""
     import json
 
