@@ -44,17 +44,18 @@ class Plan:
 
     def diff(self) -> str:
         """A unified diff of every planned change, with paths relative to the tree's root (`git apply` reads it)."""
-        chunks = []
-        for rel, old, new in self.changes:
-            chunks.extend(
-                difflib.unified_diff(
-                    [] if old is None else old.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
-                    "/dev/null" if old is None else f"a/{rel}",
-                    f"b/{rel}",
-                )
-            )
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in chunks)
+        return "".join(file_diff(rel, old, new) for rel, old, new in self.changes)
+
+
+def file_diff(rel: str, old: str | None, new: str | None) -> str:
+    """A `git apply`-able unified diff of one file; None on either side is a file that does not exist there."""
+    lines = difflib.unified_diff(
+        [] if old is None else old.splitlines(keepends=True),
+        [] if new is None else new.splitlines(keepends=True),
+        "/dev/null" if old is None else f"a/{rel}",
+        "/dev/null" if new is None else f"b/{rel}",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context) -> Plan:

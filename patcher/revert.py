@@ -7,13 +7,12 @@ it as `<file>.ultrapatch-backup`. A created file the user edited since is kept, 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patcher import state as records
 from patcher.errors import EditFailed, UltrapatchError
-from patcher.planner import write_atomic
+from patcher.planner import file_diff, write_atomic
 from patcher.tree import Tree
 
 BACKUP_SUFFIX = ".ultrapatch-backup"
@@ -27,13 +26,13 @@ class RevertPlan:
     dirs: list[str] = field(default_factory=list)
 
     def diff(self, root: Path) -> str:
+        """The unified diff revert would make: each file from its current text back to its original."""
         chunks = []
         for rel, original in sorted(self.restore.items()):
             path = root / rel
-            current = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.is_file() else []
-            before = [] if original is None else original.decode("utf-8").splitlines(keepends=True)
-            chunks.extend(difflib.unified_diff(current, before, f"a/{rel}", "/dev/null" if original is None else f"b/{rel}"))
-        return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+            current = path.read_text(encoding="utf-8") if path.is_file() else None
+            chunks.append(file_diff(rel, current, None if original is None else original.decode("utf-8")))
+        return "".join(chunks)
 
 
 def plan_revert(tree: Tree) -> RevertPlan:
