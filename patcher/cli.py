@@ -25,6 +25,7 @@ from patcher.planner import Plan, make_plan, write_plan
 from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
 from patcher.status import tree_status
 from patcher.tree import Tree, find_tree
+from patcher import verify as verifier
 
 PATH_ARG = click.argument("path", type=click.Path(path_type=Path))
 
@@ -139,6 +140,31 @@ def revert(path: Path, dry_run: bool, force: bool) -> None:
     for backup in backups:
         click.echo(f"saved your version as {backup}")
     click.echo(f"Ultralytics {tree.release_text} at {tree.root}: restored {len(plan.restore)} file(s)")
+
+
+def _verify(tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool) -> None:
+    report = verifier.run(tree, specs, python=verifier.check_python(python), device=device, export=export,
+                          progress=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
+    if not report.ok:
+        sys.exit(EXIT_EDIT_FAILED)
+
+
+@cli.command()
+@PATH_ARG
+@click.option("--model", "patterns", multiple=True, metavar="GLOB",
+              help="Only the installed YAMLs whose name matches (repeatable); a scale letter picks that scale.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, or a CUDA device index such as 0.")
+@click.option("--python", "python", default=sys.executable, show_default="this interpreter",
+              help="The interpreter of the environment you train with.")
+@click.option("--export", type=click.Choice(["onnx"]), help="Also export through the fork's exporter and compare.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+def verify(path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, as_json: bool) -> None:
+    """Build, run, train, reload and fuse every installed model in the fork's own interpreter; exit 1 on a failure."""
+    if device != "cpu" and not device.isdigit():
+        raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
+    tree = find_tree(path)
+    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from patcher.edits.model_yamls import ModelYamls
 from patcher.edits.parse_model_branch import BackboneBranch
 from patcher.edits.parse_model_index import IndexShift
 from patcher.edits.rect import RectFalse
+from patcher.edits.safe_load import SafeLoadAllowList
 from patcher.edits.stride_probe import StrideProbe
 from patcher.edits.tasks_import import TasksImport
 
@@ -32,6 +33,7 @@ EDITS: tuple[Edit, ...] = (
     RectFalse("rect-yoloe", f"{YOLO}/yoloe/train.py", "YOLOETrainer", optional=True),
     FullSizeFlops(),
     ReparameteriseOnFuse(),
+    SafeLoadAllowList(),
     ModelYamls(),
 )
 

@@ -1,0 +1,260 @@
+"""`ultrapatch verify`: choose the models, run the checks in the fork's own interpreter, report.
+
+The checks themselves live in `runner.py`, a script that runs under the interpreter the user trains with (ultrapatch's
+own by default, or `--python`), with the fork first on `sys.path`. This side picks the installed YAMLs, starts the
+runner, shows progress from the events it prints, and turns them into a table or a JSON report and an exit code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from patcher import state
+from patcher.backbones import BACKBONES, Backbone, Template
+from patcher.errors import UltrapatchError
+from patcher.tree import Tree
+
+RUNNER = Path(__file__).with_name("runner.py")
+CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "export")
+STATUSES = ("pass", "fail", "skip", "environment")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to verify: an installed YAML at one scale, and the stock model it is compared with."""
+
+    yaml: str  # the installed file, relative to the tree
+    name: str  # what YOLO()/RTDETR() is given: the file name, with the scale letter where the family has scales
+    template: Template
+    variant: str
+    stock: str
+
+    def to_json(self) -> dict:
+        return {
+            "yaml": self.yaml,
+            "name": self.name,
+            "family": self.template.stem.split("-")[0] if self.template.builder == "YOLO" else self.template.stem,
+            "task": self.template.task,
+            "builder": self.template.builder,
+            "variant": self.variant,
+            "stock": self.stock,
+        }
+
+
+def scales_of(text: str) -> list[str]:
+    """The scale letters a model YAML defines, in order (none for a YAML without `scales:`)."""
+    block = re.search(r"^scales:.*\n((?:[ \t]+.*\n?)+)", text, re.M)
+    return re.findall(r"^[ \t]+([a-z]):", block.group(1), re.M) if block else []
+
+
+def scaled_name(file_name: str, scale: str) -> str:
+    """`yolo11-seg-X.yaml` at scale n is `yolo11n-seg-X.yaml`: Ultralytics reads the letter after the version."""
+    return re.sub(r"^(yolo(?:v)?\d+)", rf"\g<1>{scale}", file_name, count=1)
+
+
+def _stock(template: Template, scale: str | None) -> str:
+    stem = template.stem
+    return f"{scaled_name(stem, scale) if scale and stem.startswith('yolo') else stem}.yaml"
+
+
+def installed_backbones(tree: Tree) -> list[Backbone]:
+    """The backbones apply recorded, or, for a tree without a record, those whose module file is in place."""
+    record = state.load(tree.root)
+    if record is not None and record.backbones:
+        return [BACKBONES[name] for name in record.backbones if name in BACKBONES]
+    return [b for b in BACKBONES.values() if (tree.root / b.module_path).is_file()]
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name.removesuffix(".yaml"), p) for p in patterns)
+
+
+def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Backbone] | None = None) -> list[ModelSpec]:
+    """Every installed YAML at its first scale; with patterns, those whose file name (or a scaled name) matches."""
+    chosen = backbones if backbones is not None else installed_backbones(tree)
+    if not chosen:
+        raise UltrapatchError(
+            f"no ultrapatch backbone is installed in {tree.root}; run `ultrapatch apply {tree.root} --backbone NAME` first."
+        )
+    specs: list[ModelSpec] = []
+    for backbone in chosen:
+        for template, variant, rel in backbone.yamls(tree.release):
+            path = tree.root / rel
+            if not path.is_file():
+                continue
+            file_name = path.name
+            scales = scales_of(path.read_text(encoding="utf-8")) if template.stem.startswith("yolo") else []
+            first = scales[:1] or [None]
+            if not patterns or _matches(file_name, patterns):  # a file's own name means its first scale
+                wanted = first
+            else:  # a scaled name (yolo11s-...) picks that scale
+                wanted = [s for s in scales if _matches(scaled_name(file_name, s), patterns)]
+            specs += [
+                ModelSpec(rel, scaled_name(file_name, s) if s else file_name, template, variant, _stock(template, s))
+                for s in wanted
+            ]
+    if not specs:
+        wanted = f"matches {' or '.join(repr(p) for p in patterns)}" if patterns else "is in place"
+        raise UltrapatchError(
+            f"no installed model YAML {wanted} in {tree.root}; `ultrapatch status {tree.root}` lists what is installed."
+        )
+    return specs
+
+
+def check_python(python: str) -> str:
+    """The interpreter to run the checks with: an existing executable, else bad input."""
+    found = shutil.which(python) if os.sep not in python else (python if os.access(python, os.X_OK) else None)
+    if not found or not Path(found).is_file():
+        raise UltrapatchError(f"--python {python}: no such interpreter; give the python of the environment you train with.")
+    return found
+
+
+@dataclass
+class VerifyReport:
+    environment: dict
+    models: list[dict]
+
+    @property
+    def ok(self) -> bool:
+        return all(m["ok"] for m in self.models)
+
+    def to_json(self) -> dict:
+        env = self.environment
+        return {
+            "release": env.get("release"),
+            "python": env.get("python"),
+            "torch": env.get("torch"),
+            "device": env.get("device"),
+            "executable": env.get("executable"),
+            "ultralytics_file": env.get("ultralytics_file"),
+            "ok": self.ok,
+            "models": self.models,
+        }
+
+
+def run(
+    tree: Tree,
+    specs: list[ModelSpec],
+    python: str = sys.executable,
+    device: str = "cpu",
+    export: str | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> VerifyReport:
+    """Run the checks on `specs` in a subprocess of `python`; stop with a sentence when the fork is not what it
+    imports, the device is missing, or the process dies."""
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as scratch:
+        spec_file = Path(scratch) / "spec.json"
+        spec_file.write_text(
+            json.dumps({"tree": str(tree.root), "device": device, "export": export, "models": [s.to_json() for s in specs]}),
+            encoding="utf-8",
+        )
+        log_file = Path(tempfile.gettempdir()) / "ultrapatch-verify.log"
+        env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
+        with open(log_file, "w", encoding="utf-8") as log:
+            process = subprocess.Popen(
+                [python, str(RUNNER), str(spec_file)], stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=scratch
+            )
+            environment: dict = {}
+            models: list[dict] = []
+            assert process.stdout is not None
+            for line in process.stdout:
+                event = json.loads(line)
+                kind = event.pop("event")
+                if kind == "environment":
+                    environment = event
+                    progress(
+                        f"verifying {len(specs)} model(s) with {event['executable']} (Python {event['python']}, "
+                        f"torch {event['torch']}, Ultralytics {event['release']}, device {device})"
+                    )
+                elif kind == "shadowed":
+                    process.wait()
+                    raise UltrapatchError(_shadow_message(tree, python, event))
+                elif kind == "error":
+                    process.wait()
+                    raise UltrapatchError(event["message"] + ".")
+                elif kind == "model":
+                    models.append(event)
+                    progress(_progress_line(len(models), len(specs), event))
+            code = process.wait()
+        if len(models) != len(specs):
+            tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+            raise UltrapatchError(
+                f"the verification process in {python} stopped (exit {code}) after {len(models)} of {len(specs)} "
+                f"model(s); the last lines of its log ({log_file}):\n  " + "\n  ".join(tail)
+            )
+    return VerifyReport(environment, models)
+
+
+def _shadow_message(tree: Tree, python: str, event: dict) -> str:
+    how = "is imported at startup (a .pth file or sitecustomize)" if event["preloaded"] else "is what it imports"
+    return (
+        f"the fork at {tree.root} is shadowed: in {python}, ultralytics {event['release']} from {event['file']} {how}, "
+        f"so scripts run outside the fork and the `yolo` command never see its edits. Install the fork in that "
+        f"environment instead: `{python} -m pip install -e {tree.root}`"
+        + (" (and remove what loads the other copy at startup)." if event["preloaded"] else ".")
+    )
+
+
+def _progress_line(done: int, total: int, model: dict) -> str:
+    bad = [f"{name}: {c['status']}" for name, c in model["checks"].items() if c["status"] in ("fail", "environment")]
+    verdict = "ok" if model["ok"] and not bad else ("FAIL" if not model["ok"] else "ok")
+    extra = f" ({'; '.join(bad)})" if bad else ""
+    return f"[{done}/{total}] {model['name']}: {verdict} in {model['seconds']:.1f} s{extra}"
+
+
+CELL = {"pass": "ok", "fail": "FAIL", "skip": "skip", "environment": "env"}
+
+
+def _millions(n) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f}M"
+
+
+def _gflops(g) -> str:
+    return "-" if g is None else f"{g:.1f}"
+
+
+def render_table(report: VerifyReport) -> str:
+    """One row per model, one column per check; then every reason that is not a pass, and the verdict."""
+    env = report.environment
+    header = ["model", *CHECKS, "params (stock)", "GFLOPs (stock)"]
+    rows = [header]
+    for m in report.models:
+        stock = m["stock"]
+        rows.append(
+            [
+                m["name"],
+                *(CELL[m["checks"][c]["status"]] for c in CHECKS),
+                f"{_millions(m['params'])} ({_millions(stock.get('params'))})",
+                f"{_gflops(m['gflops'])} ({_gflops(stock.get('gflops'))})",
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        f"Ultralytics {env.get('release')} with Python {env.get('python')}, torch {env.get('torch')}, "
+        f"device {env.get('device')}; stock models in brackets"
+    ]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    notes = [
+        f"  {m['name']}: {name}: {c['status']}: {c['reason']}"
+        for m in report.models
+        for name, c in m["checks"].items()
+        if c["status"] in ("fail", "environment")
+    ]
+    skips = sorted({f"  {name}: {c['reason']}" for m in report.models for name, c in m["checks"].items() if c["status"] == "skip"})
+    if notes:
+        lines += ["", "why (environment: the stock model fails the same check):", *notes]
+    if skips:
+        lines += ["", "skipped:", *skips]
+    failed = sum(not m["ok"] for m in report.models)
+    lines += ["", f"{len(report.models) - failed} of {len(report.models)} model(s) pass" + (f"; {failed} fail" if failed else "")]
+    return "\n".join(lines)

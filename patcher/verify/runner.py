@@ -1,0 +1,531 @@
+"""The checks of `ultrapatch verify`, run as a script in the fork's own interpreter.
+
+    python runner.py SPEC.json
+
+SPEC names the tree, the device, whether to export, and the models (with their family's stock model). The script
+needs only the standard library, torch and the fork. It prints one JSON event per line on its real stdout (the fork's
+own logging goes to stderr): `environment` first, then `shadowed` and nothing more when another installation of
+ultralytics is what this interpreter imports, or one `model` event per model as each one finishes.
+
+Every check passes, fails with a reason, or is skipped with a reason. A failed check is repeated on the family's stock
+model (built from the fork's own YAML at the same scale): if the stock model fails it too, the failure belongs to the
+environment, not to the patch, and the reason names the cause where it is a known one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from copy import deepcopy
+from pathlib import Path
+
+from probe import SIZES, head_inputs, synthetic_batch
+
+CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "export")
+TRAIN_SIZE = (320, 320)  # the train step's images: the loss does not need 640, the forward check covers it
+PREREQUISITES = {"export": ("checkpoint",)}  # a check that works on what an earlier one made
+REL_TOL = {"checkpoint": 1e-4, "fuse": 1e-3, "export": 1e-3}
+
+
+class CheckFailed(Exception):
+    """A check's verdict, with the sentence that explains it."""
+
+
+class Skipped(Exception):
+    """A check that does not apply here, with the reason."""
+
+
+def inside(path: str | os.PathLike | None, root: Path) -> bool:
+    return path is not None and Path(path).resolve().is_relative_to(root)
+
+
+def release_of(init_file: str) -> str:
+    match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)", Path(init_file).read_text(encoding="utf-8"), re.M)
+    return match.group(1) if match else "unknown"
+
+
+def shapes(out):
+    """The nested shapes of a model's output: tensors by their shape, containers by their items."""
+    if hasattr(out, "shape"):
+        return list(out.shape)
+    if isinstance(out, (list, tuple)):
+        return [shapes(o) for o in out]
+    if isinstance(out, dict):
+        return {k: shapes(v) for k, v in out.items()}
+    return type(out).__name__
+
+
+def tensors(out) -> list:
+    if hasattr(out, "shape"):
+        return [out]
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in tensors(o)]
+    if isinstance(out, dict):
+        return [t for v in out.values() for t in tensors(v)]
+    return []
+
+
+def relative_error(a, b) -> float:
+    """The largest difference between two outputs' tensors, relative to the largest value of the first."""
+    pairs = list(zip(tensors(a), tensors(b)))
+    if not pairs or len(tensors(a)) != len(tensors(b)):
+        return math.inf
+    return max(float((x.float() - y.float()).abs().max() / x.float().abs().max().clamp(min=1e-12)) for x, y in pairs)
+
+
+def where(exc: BaseException, tree: Path) -> str:
+    """' (file.py:123)' for the innermost frame of the traceback inside the fork, or ''."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if inside(f.filename, tree)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (at {Path(frame.filename).resolve().relative_to(tree)}:{frame.lineno})"
+
+
+def explain(exc: BaseException, tree: Path, variant: str = "") -> str:
+    """A sentence for an exception a check raised: the known causes by name, anything else by type and message."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, KeyError) and variant and variant in str(exc):
+        return (
+            f"parse_model does not know {variant}: ultralytics/nn/tasks.py does not import it "
+            f"(run `ultrapatch apply`){where(exc, tree)}"
+        )
+    if "trapz" in text:
+        import numpy
+
+        return f"numpy {numpy.__version__} has no np.trapz, which this release calls (numpy < 2.4 has it){where(exc, tree)}"
+    if "Weights only load failed" in text or "weights_only" in text:
+        import torch
+
+        return (
+            f"torch {torch.__version__} loads checkpoints with weights_only=True, and this release's loader does not "
+            f"ask for full checkpoints: no .pt file loads here, stock or patched (torch < 2.6 can){where(exc, tree)}"
+        )
+    first_line = text.splitlines()[0] if text else type(exc).__name__
+    return f"{first_line[:300]}{where(exc, tree)}"
+
+
+class Session:
+    """The fork, the device, and what has been learned about each stock model."""
+
+    def __init__(self, tree: Path, device: str, export: str | None, workdir: Path):
+        import torch
+        import ultralytics
+
+        self.torch = torch
+        self.ultralytics = ultralytics
+        self.tree = tree
+        self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}")
+        self.export = export
+        self.workdir = workdir
+        self.stock: dict[str, dict] = {}
+        self.stock_checks: dict[tuple[str, str], tuple[str, str]] = {}
+
+    # -- building and running ---------------------------------------------------------------------------------------
+    def build(self, name: str, builder: str):
+        wrapper = getattr(self.ultralytics, builder)(name)
+        return wrapper, wrapper.model.to(self.device)
+
+    def image(self, h: int, w: int, n: int = 1):
+        return self.torch.rand(n, 3, h, w, generator=self.torch.Generator().manual_seed(h * 7 + w)).to(self.device)
+
+    def to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+    def prepare_training(self, model) -> None:
+        """What the trainer sets on a model before its first loss: the loss gains, and the class count."""
+        from ultralytics.cfg import get_cfg
+
+        model.args = get_cfg()
+        model.nc = model.yaml["nc"]
+
+    def train_forward(self, model, builder: str, task: str, h: int, w: int):
+        """A training-mode forward: RT-DETR's needs targets, so its forward is its loss."""
+        if builder == "RTDETR":
+            batch = self.to_device(synthetic_batch(self.torch, task, (h, w), images=1))
+            return lambda: model.loss(batch)
+        image = self.image(h, w)
+        return lambda: model(image)
+
+    def observe(self, model, builder: str, task: str, sizes=SIZES) -> dict:
+        """Output shapes and the strides of the maps the head receives, at every size, in eval and train mode."""
+        torch = self.torch
+        seen = {"stride": [float(s) for s in getattr(model, "stride", [])], "shapes": {}, "head_strides": {}}
+        model.eval()
+        with torch.no_grad():
+            for h, w in sizes:
+                image = self.image(h, w)
+                out = []
+                maps = head_inputs(model, lambda: out.append(model(image)))
+                seen["shapes"][f"eval {h}x{w}"] = shapes(out[0])
+                seen["head_strides"][f"eval {h}x{w}"] = [h / f.shape[-2] for f in maps]
+        model.train()
+        self.prepare_training(model)
+        for h, w in sizes:
+            out = []
+            run = self.train_forward(model, builder, task, h, w)
+            maps = head_inputs(model, lambda: out.append(run()))
+            if builder != "RTDETR":  # RT-DETR's training forward returns its loss, not its predictions
+                seen["shapes"][f"train {h}x{w}"] = shapes(out[0])
+            seen["head_strides"][f"train {h}x{w}"] = [h / f.shape[-2] for f in maps]
+        model.eval()
+        return seen
+
+    # -- the checks, each on one model -------------------------------------------------------------------------------
+    def check_build(self, model, spec: dict, facts: dict) -> str:
+        from ultralytics.utils.torch_utils import get_flops
+
+        facts["layers"] = len(list(model.modules()))
+        facts["params"] = sum(p.numel() for p in model.parameters())
+        facts["gflops"] = round(float(get_flops(model, 640) or 0.0), 3)
+        if not facts["gflops"]:
+            raise CheckFailed(
+                "GFLOPs is 0: the fork's get_flops could not profile the model (is thop installed? is the FLOPs edit "
+                "applied?)"
+            )
+        return ""
+
+    def check_forward(self, model, spec: dict, facts: dict) -> str:
+        facts["observed"] = seen = self.observe(model, spec["builder"], spec["task"])
+        stock = self.stock_of(spec).get("observed")
+        if stock is None:
+            return "no stock model to compare output shapes with"
+        for key, expected in stock["shapes"].items():
+            got = seen["shapes"].get(key)
+            if got != expected:
+                raise CheckFailed(f"{key}: output shapes {got}, where the stock {spec['stock']} gives {expected}")
+        return ""
+
+    def check_strides(self, model, spec: dict, facts: dict) -> str:
+        seen = facts.get("observed") or self.observe(model, spec["builder"], spec["task"])
+        expected = [32.0] if spec["task"] == "classify" else [8.0, 16.0, 32.0]
+        for key, got in seen["head_strides"].items():
+            if got != expected:
+                raise CheckFailed(
+                    f"{key}: the head receives maps at strides {_fmt(got)}, not {_fmt(expected)}; the backbone must "
+                    f"return four maps (strides 4, 8, 16, 32) and the head read P3-P5 as layers 2-4"
+                )
+        stock = self.stock_of(spec).get("observed")
+        if stock is not None and seen["stride"] != stock["stride"]:
+            raise CheckFailed(f"model.stride is {_fmt(seen['stride'])}, where the stock model has {_fmt(stock['stride'])}")
+        return ""
+
+    def check_train(self, model, spec: dict, facts: dict) -> str:
+        torch = self.torch
+        model.train()
+        self.prepare_training(model)
+        model.zero_grad(set_to_none=True)
+        batch = self.to_device(synthetic_batch(torch, spec["task"], TRAIN_SIZE))
+        loss, _items = model.loss(batch)
+        total = loss.sum()
+        if not math.isfinite(float(total.detach())):
+            raise CheckFailed(f"the loss on a synthetic {spec['task']} batch is {float(total)}")
+        total.backward()
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        bad = [n for n, p in named if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        if bad:
+            raise CheckFailed(f"{len(bad)} gradient(s) are not finite, e.g. {bad[0]}")
+        backbone = [n for n, p in named if n.startswith("model.0.")]
+        missing = [n for n, p in named if n.startswith("model.0.") and p.grad is None]
+        if missing:
+            raise CheckFailed(
+                f"{len(missing)} of {len(backbone)} backbone parameters receive no gradient (e.g. {missing[0]}): "
+                f"multi-GPU training (DDP) stops on unused parameters"
+            )
+        facts["loss"] = round(float(total), 4)
+        model.zero_grad(set_to_none=True)
+        model.eval()
+        return ""
+
+    def check_checkpoint(self, model, spec: dict, facts: dict) -> str:
+        """Save as the fork's trainer does (the EMA model in half precision), load with the fork's own classes."""
+        torch = self.torch
+        from ultralytics.cfg import get_cfg
+
+        model.eval()
+        ema = deepcopy(model)  # the trainer's EMA copy is made before the first loss: no criterion in it
+        if getattr(ema, "criterion", None) is not None:
+            ema.criterion = None
+        path = self.workdir / f"{Path(spec['name']).stem}.pt"
+        ckpt = {
+            "epoch": -1,
+            "best_fitness": None,
+            "model": None,
+            "ema": deepcopy(ema).half(),
+            "updates": 0,
+            "optimizer": None,
+            "train_args": dict(vars(get_cfg())),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "version": self.ultralytics.__version__,
+        }
+        buffer = io.BytesIO()
+        torch.save(ckpt, buffer)
+        path.write_bytes(buffer.getvalue())
+        facts["checkpoint"] = str(path)
+        reference = ema.half().float().eval()
+        image = self.image(640, 480)
+        loaded = getattr(self.ultralytics, spec["builder"])(str(path)).model.to(self.device).eval()
+        with torch.no_grad():
+            error = relative_error(reference(image), loaded(image))
+        if error > REL_TOL["checkpoint"]:
+            raise CheckFailed(f"the reloaded model's outputs differ by {error:.2g} (relative)")
+        notes = ""
+        tasks = sys.modules["ultralytics.nn.tasks"]
+        safe = getattr(tasks, "_SafeLoad", None)
+        if safe is not None and safe.SUPPORTED:  # 8.4.100+: ULTRALYTICS_SAFE_LOAD=1 must load it too
+            try:
+                restricted, _ = tasks.torch_safe_load(str(path), safe_only=True)
+            except Exception as exc:  # noqa: BLE001 - the reason is the report
+                reason = explain(exc, self.tree)
+                if "AddModules" in reason:
+                    reason += "; the safe-load allow-list does not accept the AddModules classes (run `ultrapatch apply`)"
+                raise CheckFailed(f"with ULTRALYTICS_SAFE_LOAD=1: {reason}") from exc
+            safe_model = (restricted.get("ema") or restricted["model"]).to(self.device).float().eval()
+            with torch.no_grad():
+                error = relative_error(reference(image), safe_model(image))
+            if error > REL_TOL["checkpoint"]:
+                raise CheckFailed(f"with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {error:.2g} (relative)")
+            notes = "also with ULTRALYTICS_SAFE_LOAD=1"
+        return notes
+
+    def check_fuse(self, model, spec: dict, facts: dict) -> str:
+        torch = self.torch
+        model.eval()
+        image = self.image(640, 480)
+        with torch.no_grad():
+            out = []
+            before = head_inputs(model, lambda: out.append(model(image)))
+            model.fuse(verbose=False)
+            after = head_inputs(model, lambda: out.append(model(image)))
+        error = relative_error(before, after)
+        # The head's predictions too, unless it selects its top k (RT-DETR's queries, an end-to-end head's boxes):
+        # there rounding picks other candidates, so what reaches the head is compared instead.
+        if spec["builder"] != "RTDETR" and not getattr(model.model[-1], "end2end", False):
+            error = max(error, relative_error(tensors(out[0])[:1], tensors(out[1])[:1]))
+        if error > REL_TOL["fuse"]:
+            raise CheckFailed(f"model.fuse() changes the outputs by {error:.2g} (relative)")
+        unfused = sum(hasattr(m, "switch_to_deploy") and getattr(m, "deploy", True) is False for m in model.modules())
+        if unfused:
+            raise CheckFailed(
+                f"model.fuse() left {unfused} reparameterisable block(s) in training form (the fuse edit is missing)"
+            )
+        facts["fused_params"] = sum(p.numel() for p in model.parameters())
+        return ""
+
+    def check_export(self, model, spec: dict, facts: dict) -> str:
+        if not self.export:
+            raise Skipped("not asked for (--export onnx)")
+        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise Skipped(f"{' and '.join(missing)} not installed in {sys.executable} (pip install onnx onnxruntime)")
+        if "checkpoint" not in facts:
+            raise Skipped("there is no checkpoint to export")
+        import numpy
+        import onnxruntime
+
+        torch = self.torch
+        wrapper = getattr(self.ultralytics, spec["builder"])(facts["checkpoint"])
+        onnx_file = wrapper.export(format="onnx", imgsz=640, device="cpu", simplify=False, verbose=False)
+        reference = wrapper.model.float().eval()
+        image = self.image(640, 640).cpu()
+        with torch.no_grad():
+            expected = reference(image)
+        session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: image.numpy()})
+        expected = tensors(expected)[: len(got)]
+        error = relative_error(expected, [torch.from_numpy(numpy.asarray(g)) for g in got])
+        if error > REL_TOL["export"]:
+            raise CheckFailed(f"the ONNX model's outputs differ by {error:.2g} (relative) from the PyTorch model's")
+        return Path(onnx_file).name
+
+    # -- stock models: the control ----------------------------------------------------------------------------------
+    def build_stock(self, spec: dict):
+        """The family's stock model from the fork's own YAML, with the class count of the model it is compared with."""
+        _, model = self.build(spec["stock"], spec["builder"])
+        nc = spec.get("nc")
+        if nc is not None and model.yaml.get("nc") != nc:  # e.g. yolov8-pose.yaml has nc: 1
+            model = type(model)(deepcopy(model.yaml), nc=nc, verbose=False).to(self.device)
+        return model
+
+    def stock_of(self, spec: dict) -> dict:
+        return self.stock.get(f"{spec['stock']} nc={spec.get('nc')}", {})
+
+    def stock_baseline(self, spec: dict) -> dict:
+        """Build the family's stock model once: its size, output shapes and strides are the yardstick."""
+        key = f"{spec['stock']} nc={spec.get('nc')}"
+        if key not in self.stock:
+            info: dict = {"name": spec["stock"]}
+            try:
+                model = self.build_stock(spec)
+                facts: dict = {}
+                try:
+                    self.check_build(model, spec, facts)
+                except CheckFailed:
+                    pass
+                info.update({k: facts.get(k) for k in ("layers", "params", "gflops")})
+                info["observed"] = self.observe(model, spec["builder"], spec["task"], sizes=[(640, 480)])
+            except Exception as exc:  # noqa: BLE001 - a stock model that will not build is reported, not raised
+                info["error"] = explain(exc, self.tree)
+            self.stock[key] = info
+        return self.stock[key]
+
+    def stock_verdict(self, spec: dict, check: str) -> tuple[str, str]:
+        """Run one check on a fresh stock model: ('pass', '') or ('fail', reason)."""
+        key = (f"{spec['stock']} nc={spec.get('nc')}", check)
+        if key not in self.stock_checks:
+            stock_spec = {**spec, "name": spec["stock"]}
+            try:
+                model = self.build_stock(spec)
+                facts: dict = {}
+                for earlier in PREREQUISITES.get(check, ()):
+                    getattr(self, f"check_{earlier}")(model, stock_spec, facts)
+                getattr(self, f"check_{check}")(model, stock_spec, facts)
+                self.stock_checks[key] = ("pass", "")
+            except Skipped as exc:
+                self.stock_checks[key] = ("skip", str(exc))
+            except CheckFailed as exc:
+                self.stock_checks[key] = ("fail", str(exc))
+            except Exception as exc:  # noqa: BLE001
+                self.stock_checks[key] = ("fail", explain(exc, self.tree))
+        return self.stock_checks[key]
+
+    # -- one model ---------------------------------------------------------------------------------------------------
+    def verify(self, spec: dict) -> dict:
+        started = time.perf_counter()
+        self.torch.manual_seed(0)
+        report = {
+            "name": spec["name"],
+            "yaml": spec["yaml"],
+            "family": spec["family"],
+            "task": spec["task"],
+            "backbone": spec["variant"],
+            "ok": True,
+            "layers": None,
+            "params": None,
+            "gflops": None,
+            "stock": None,
+            "checks": {},
+        }
+        facts: dict = {}
+        model = None
+        for check in CHECKS:
+            t = time.perf_counter()
+            if check == "build":
+                status, reason = self.run_check(check, spec, facts, lambda: self.build(spec["name"], spec["builder"]))
+                if status == "pass":
+                    model = facts.pop("model")
+                    spec = {**spec, "nc": model.yaml.get("nc")}
+                t_stock = time.perf_counter()
+                stock = self.stock_baseline(spec)  # after the build: the stock model gets the same class count
+                report["stock_seconds"] = round(time.perf_counter() - t_stock, 2)
+                t += time.perf_counter() - t_stock
+            elif model is None:
+                status, reason = "skip", "the model did not build"
+            else:
+                status, reason = self.run_check(check, spec, facts, lambda: model)
+            report["checks"][check] = {"status": status, "reason": reason, "seconds": round(time.perf_counter() - t, 2)}
+        report["stock"] = {k: stock.get(k) for k in ("name", "layers", "params", "gflops")}
+        report.update({k: facts.get(k) for k in ("layers", "params", "gflops")})
+        if "fused_params" in facts:
+            report["fused_params"] = facts["fused_params"]
+        report["ok"] = all(c["status"] != "fail" for c in report["checks"].values())
+        report["seconds"] = round(time.perf_counter() - started, 2)
+        return report
+
+    def run_check(self, check: str, spec: dict, facts: dict, get_model) -> tuple[str, str]:
+        try:
+            model = get_model()
+            if check == "build":
+                facts["model"] = model = model[1]
+            reason = getattr(self, f"check_{check}")(model, spec, facts)
+            return "pass", reason
+        except Skipped as exc:
+            return "skip", str(exc)
+        except CheckFailed as exc:
+            reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
+            reason = explain(exc, self.tree, spec["variant"])
+        facts.pop("model", None)
+        stock_status, stock_reason = self.stock_control(spec, check)
+        if stock_status == "fail":
+            return "environment", f"the stock {spec['stock']} fails this check too: {stock_reason}"
+        return "fail", reason
+
+    def stock_control(self, spec: dict, check: str) -> tuple[str, str]:
+        """The same check on the stock model: the baseline answers for build, forward and strides."""
+        if check not in ("build", "forward", "strides"):
+            return self.stock_verdict(spec, check)
+        stock = self.stock_baseline(spec)
+        if "error" in stock:
+            return "fail", stock["error"]
+        if check == "build" and not stock.get("gflops"):
+            return "fail", "its GFLOPs are 0 as well: the fork's get_flops cannot profile (is thop installed?)"
+        return "pass", ""
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+
+def main(argv: list[str]) -> int:
+    # Ultralytics logs to stdout: keep the real stdout for the events alone by sending file descriptor 1 to stderr.
+    events = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+    def emit(**event) -> None:
+        events.write(json.dumps(event) + "\n")
+        events.flush()
+
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    tree = Path(spec["tree"]).resolve()
+    # What a script outside the tree imports (or what was imported at startup, by a .pth file or sitecustomize).
+    preloaded = sys.modules.get("ultralytics")
+    found = importlib.util.find_spec("ultralytics") if preloaded is None else None
+    outside = preloaded.__file__ if preloaded is not None else (found.origin if found is not None else None)
+    sys.path.insert(0, str(tree))
+    try:
+        import torch
+    except ImportError as exc:
+        emit(event="error", kind="torch", message=f"{sys.executable} cannot import torch ({exc})")
+        return 0
+    import ultralytics
+
+    environment = {
+        "release": ultralytics.__version__,
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "torch": torch.__version__,
+        "numpy": sys.modules["numpy"].__version__ if "numpy" in sys.modules else None,
+        "device": spec["device"],
+        "ultralytics_file": ultralytics.__file__,
+        "installed": outside,
+    }
+    emit(event="environment", **environment)
+    for candidate in (ultralytics.__file__, outside):
+        if candidate is not None and not inside(candidate, tree):
+            emit(event="shadowed", file=candidate, release=release_of(candidate), preloaded=preloaded is not None)
+            return 0
+    if spec["device"] != "cpu":
+        index = int(spec["device"])
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            emit(event="error", kind="device", message=f"CUDA device {index} is not available to torch {torch.__version__} in {sys.executable}")
+            return 0
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as work:
+        os.chdir(work)  # anything the fork writes (exports, settings of a run) lands here, not in the user's folder
+        session = Session(tree, spec["device"], spec.get("export"), Path(work))
+        for model in spec["models"]:
+            emit(event="model", **session.verify(model))
+    emit(event="done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
