@@ -88,7 +88,8 @@ def fetch(dest: Path, version: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Write nothing; print the unified diff of what would change.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when something would change, 0 when nothing would.")
 @click.option("--diff", "show_diff", is_flag=True, help="Also print the unified diff of what was written.")
-def apply(path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: bool, show_diff: bool) -> None:
+@click.option("--verify", "then_verify", is_flag=True, help="Then run `verify` on the models of these backbones.")
+def apply(path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: bool, show_diff: bool, then_verify: bool) -> None:
     """Make every tutorial edit on the Ultralytics tree at PATH, idempotently and all or nothing."""
     backbones = select_backbones(backbone_names)
     tree = find_tree(path)
@@ -100,6 +101,8 @@ def apply(path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: boo
     if not plan.ok:
         raise EditFailed(f"{len(plan.failed)} edit(s) could not be made; nothing was written.")
     files = len(plan.changes)
+    if then_verify and (dry_run or check):
+        raise click.UsageError("--verify runs after an apply that writes; leave out --dry-run and --check.")
     if dry_run or check:
         if dry_run:
             click.echo(plan.diff(), nl=False)
@@ -119,6 +122,9 @@ def apply(path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: boo
         click.echo(plan.diff(), nl=False)
     counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
     click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
+    if then_verify:
+        click.echo("")
+        _verify(tree, verifier.select_models(tree, backbones=list(backbones)), sys.executable, "cpu", None, False)
 
 
 @cli.command()

@@ -72,3 +72,23 @@ def run_probe(tree: Path, *models: str, build_only: bool = False, timeout: int =
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
+
+
+def verify(tree: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`ultrapatch verify` as a user runs it: its own process, stdout and stderr apart."""
+    return subprocess.run(
+        [sys.executable, "-m", "patcher", "verify", str(tree), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "YOLO_CONFIG_DIR": str(tree.parent / "yolo-config"), **(env or {})},
+        timeout=2400,
+    )
+
+
+def verify_json(tree: Path, *args: str, env: dict | None = None, code: int = 0) -> dict:
+    """`verify --json`, which must exit with `code`: its report."""
+    import json
+
+    result = verify(tree, *args, "--json", env=env)
+    assert result.returncode == code, result.stderr[-3000:]
+    return json.loads(result.stdout)

@@ -223,6 +223,11 @@ def _gflops(g) -> str:
     return "-" if g is None else f"{g:.1f}"
 
 
+def _count(models) -> str:
+    n = models if isinstance(models, int) else len(models)
+    return f"{n} model{'s' if n != 1 else ''}"
+
+
 def render_table(report: VerifyReport) -> str:
     """One row per model, one column per check; then every reason that is not a pass, and the verdict."""
     env = report.environment
@@ -244,17 +249,33 @@ def render_table(report: VerifyReport) -> str:
         f"device {env.get('device')}; stock models in brackets"
     ]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    notes = [
-        f"  {m['name']}: {name}: {c['status']}: {c['reason']}"
+    failures = [
+        f"  {m['name']}: {name}: {c['reason']}"
         for m in report.models
         for name, c in m["checks"].items()
-        if c["status"] in ("fail", "environment")
+        if c["status"] == "fail"
     ]
-    skips = sorted({f"  {name}: {c['reason']}" for m in report.models for name, c in m["checks"].items() if c["status"] == "skip"})
-    if notes:
-        lines += ["", "why (environment: the stock model fails the same check):", *notes]
+    environment: dict[tuple[str, str], list[str]] = {}
+    for m in report.models:
+        for name, c in m["checks"].items():
+            if c["status"] == "environment":
+                cause = re.sub(r"^the stock \S+ fails this check too: ", "", c["reason"])
+                environment.setdefault((name, cause), []).append(m["name"])
+    skips: dict[str, tuple[list[str], set[str]]] = {}  # reason: (checks, models)
+    for m in report.models:
+        for name, c in m["checks"].items():
+            if c["status"] == "skip":
+                checks, models = skips.setdefault(c["reason"], ([], set()))
+                if name not in checks:
+                    checks.append(name)
+                models.add(m["name"])
+    if failures:
+        lines += ["", "failed (the patch):", *failures]
+    if environment:
+        lines += ["", "environment (the stock model fails the same check, so the patch is not the cause):"]
+        lines += [f"  {check} ({_count(models)}): {cause}" for (check, cause), models in environment.items()]
     if skips:
-        lines += ["", "skipped:", *skips]
+        lines += ["", "skipped:", *(f"  {', '.join(c)} ({_count(len(m))}): {reason}" for reason, (c, m) in skips.items())]
     failed = sum(not m["ok"] for m in report.models)
     lines += ["", f"{len(report.models) - failed} of {len(report.models)} model(s) pass" + (f"; {failed} fail" if failed else "")]
     return "\n".join(lines)

@@ -146,6 +146,7 @@ def build_only(name: str, builder: str) -> dict:
         "layers": len(list(model.modules())),
         "params": sum(p.numel() for p in model.parameters()),
         "backbone_type": getattr(model.model[0], "type", ""),
+        "backbone_index": getattr(model.model[0], "i", None),
         "head_strides": {"eval 640x480": strides},
     }
 

@@ -90,9 +90,35 @@ def where(exc: BaseException, tree: Path) -> str:
     return f" (at {Path(frame.filename).resolve().relative_to(tree)}:{frame.lineno})"
 
 
+def forward_loop(exc: BaseException, tree: Path) -> str:
+    """The fork's layer loop ('BaseModel._predict_once', 'RTDETRDetectionModel.predict', ...) the exception passed
+    through, if it did."""
+    loops = {"_predict_once": "BaseModel._predict_once", "predict": "the model's own predict loop"}
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if inside(frame.filename, tree) and frame.filename.endswith("tasks.py") and frame.name in loops:
+            owner = _class_of(frame.filename, frame.lineno)
+            name = f"{owner[0]}.{frame.name}" if owner else loops[frame.name]
+            return f"{name} (tasks.py:{frame.lineno})"
+    return ""
+
+
+def _class_of(file: str, line: int) -> list[str]:
+    """The name of the class whose body holds `line` of `file`, as a one-item list (or an empty one)."""
+    import ast
+
+    tree = ast.parse(Path(file).read_text(encoding="utf-8"))
+    return [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.lineno <= line <= (n.end_lineno or n.lineno)]
+
+
 def explain(exc: BaseException, tree: Path, variant: str = "") -> str:
     """A sentence for an exception a check raised: the known causes by name, anything else by type and message."""
     text = f"{type(exc).__name__}: {exc}".strip()
+    loop = forward_loop(exc, tree)
+    if loop and "list" in text:
+        return (
+            f"{loop} hands the backbone's list of maps to the next layer as one input: the forward-loop edit is "
+            f"missing there (run `ultrapatch apply`)"
+        )
     if isinstance(exc, KeyError) and variant and variant in str(exc):
         return (
             f"parse_model does not know {variant}: ultralytics/nn/tasks.py does not import it "
@@ -187,10 +213,12 @@ class Session:
         facts["params"] = sum(p.numel() for p in model.parameters())
         facts["gflops"] = round(float(get_flops(model, 640) or 0.0), 3)
         if not facts["gflops"]:
-            raise CheckFailed(
-                "GFLOPs is 0: the fork's get_flops could not profile the model (is thop installed? is the FLOPs edit "
-                "applied?)"
-            )
+            try:  # get_flops swallows errors and says 0: a plain forward shows what went wrong
+                with self.torch.no_grad():
+                    model.eval()(self.image(640, 640))
+            except Exception as exc:  # noqa: BLE001 - the reason is the report
+                raise CheckFailed(f"GFLOPs is 0 because the model's forward fails: {explain(exc, self.tree)}") from exc
+            raise CheckFailed("GFLOPs is 0: the fork's get_flops cannot profile the model (is thop installed?)")
         return ""
 
     def check_forward(self, model, spec: dict, facts: dict) -> str:
@@ -508,7 +536,6 @@ def main(argv: list[str]) -> int:
         "ultralytics_file": ultralytics.__file__,
         "installed": outside,
     }
-    emit(event="environment", **environment)
     for candidate in (ultralytics.__file__, outside):
         if candidate is not None and not inside(candidate, tree):
             emit(event="shadowed", file=candidate, release=release_of(candidate), preloaded=preloaded is not None)
@@ -518,6 +545,7 @@ def main(argv: list[str]) -> int:
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
             emit(event="error", kind="device", message=f"CUDA device {index} is not available to torch {torch.__version__} in {sys.executable}")
             return 0
+    emit(event="environment", **environment)
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as work:
         os.chdir(work)  # anything the fork writes (exports, settings of a run) lands here, not in the user's folder
         session = Session(tree, spec["device"], spec.get("export"), Path(work))

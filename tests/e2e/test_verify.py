@@ -1,0 +1,113 @@
+"""`ultrapatch verify` on real patched trees: what passes, and every deliberate break caught with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import pristine_tree, tree_digest, verify, verify_json
+from patcher.backbones import select_backbones
+from patcher.cli import cli
+from patcher.edits import EDITS
+from patcher.edits.base import Context
+from patcher.planner import make_plan, write_plan
+from patcher.tree import find_tree
+
+pytestmark = pytest.mark.e2e
+RELEASE = "8.4.190"
+SMALL = "yolo11n-MobileNetV3_small_n"
+
+
+def apply_all_but(tree: Path, skipped: str, backbone: str = "mobilenetv3") -> None:
+    """Patch `tree` with every edit except `skipped`: a user's tree with one tutorial step forgotten."""
+    found = find_tree(tree)
+    plan = make_plan(found, [e for e in EDITS if e.name != skipped], Context(found.release, select_backbones((backbone,))))
+    assert plan.ok
+    write_plan(plan)
+
+
+def statuses(model: dict) -> dict[str, str]:
+    return {name: check["status"] for name, check in model["checks"].items()}
+
+
+def test_report_format_and_every_check(release_tree):
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3", "-b", "mobileone"]).exit_code == 0
+    report = verify_json(tree, "--model", SMALL, "--model", "yolov8n-seg-MobileOne_s0", "--model", "yolo11s-pose-MobileNetV3_large_n")
+    assert {"release", "python", "torch", "device", "models"} <= set(report)
+    assert report["release"] == RELEASE and report["device"] == "cpu"
+    assert [m["name"] for m in report["models"]] == [
+        "yolov8n-seg-MobileOne_s0.yaml",
+        "yolo11n-MobileNetV3_small_n.yaml",
+        "yolo11s-pose-MobileNetV3_large_n.yaml",  # a scale letter in --model picks that scale
+    ]
+    for model in report["models"]:
+        assert {"name", "family", "task", "ok", "layers", "params", "gflops", "stock", "checks"} <= set(model)
+        assert model["ok"], model
+        assert model["gflops"] > 0 and model["stock"]["gflops"] > 0
+        assert statuses(model) == {c: "pass" for c in ("build", "forward", "strides", "train", "checkpoint", "fuse")} | {"export": "skip"}
+        assert "ULTRALYTICS_SAFE_LOAD=1" in model["checks"]["checkpoint"]["reason"]  # 8.4.100+: the safe loader too
+    seg, small, pose = report["models"]
+    assert (seg["family"], seg["task"], seg["stock"]["name"]) == ("yolov8", "segment", "yolov8n-seg.yaml")
+    assert (pose["family"], pose["task"], pose["stock"]["name"]) == ("yolo11", "pose", "yolo11s-pose.yaml")
+    assert small["params"] < small["stock"]["params"]  # what the backbone saved, beside the stock model
+    assert seg["fused_params"] < seg["params"]  # model.fuse() reparameterised MobileOne
+
+
+def test_a_missing_predict_once_edit_is_caught(release_tree):
+    tree = release_tree(RELEASE)
+    apply_all_but(tree, "predict-once")
+    report = verify_json(tree, "--model", SMALL, code=1)
+    (model,) = report["models"]
+    assert not model["ok"]
+    assert statuses(model)["build"] == "fail"
+    reason = model["checks"]["build"]["reason"]
+    assert "BaseModel._predict_once" in reason and "list of maps" in reason and "forward-loop edit" in reason
+    assert {statuses(model)[c] for c in ("forward", "strides", "train", "checkpoint", "fuse")} == {"skip"}
+
+
+def test_a_missing_rtdetr_loop_edit_is_caught(release_tree):
+    tree = release_tree(RELEASE)
+    apply_all_but(tree, "rtdetr-predict", backbone="mobilenetv2")
+    result = verify(tree, "--model", "rtdetr-l-MobileNetV2")
+    assert result.returncode == 1, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("rtdetr-l-MobileNetV2.yaml"))
+    assert row.split()[1] == "FAIL"  # the table: build failed
+    assert "GFLOPs is 0 because the model's forward fails: RTDETRDetectionModel.predict" in result.stdout
+    assert "forward-loop edit is missing" in result.stdout
+    assert "[1/1] rtdetr-l-MobileNetV2.yaml: FAIL" in result.stderr  # progress goes to stderr
+
+
+def test_a_backbone_returning_three_maps_is_caught(release_tree):
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    module = tree / "ultralytics/nn/AddModules/MobileNetV3.py"
+    module.write_text(
+        module.read_text()
+        + "\n\n_init = MobileNetV3.__init__\n\n\ndef _three_maps(self, *args, **kwargs):\n"
+        + "    _init(self, *args, **kwargs)\n    self.taps, self.width_list = self.taps[:3], self.width_list[:3]\n\n\n"
+        + "MobileNetV3.__init__ = _three_maps\n"
+    )
+    report = verify_json(tree, "--model", SMALL, code=1)
+    (model,) = report["models"]
+    assert statuses(model)["build"] == "pass"  # it builds: only running it shows what is wrong
+    assert statuses(model)["strides"] == "fail"
+    assert "the head receives maps at strides [4, 8, 16], not [8, 16, 32]" in model["checks"]["strides"]["reason"]
+    assert statuses(model)["forward"] == "fail"  # more anchors than the stock yolo11n has
+    assert statuses(model)["train"] == "fail"  # the unused last stage gets no gradient: DDP would stop
+    assert "receive no gradient" in model["checks"]["train"]["reason"]
+
+
+def test_a_shadowing_installation_stops_verify(release_tree):
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    other = pristine_tree("8.3.40")
+    before = tree_digest(tree)
+    result = verify(tree, env={"PYTHONPATH": str(other)})
+    assert result.returncode == 2
+    assert f"{other}/ultralytics/__init__.py" in result.stderr
+    assert f"pip install -e {tree}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_digest(tree) == before
