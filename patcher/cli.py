@@ -148,9 +148,9 @@ def revert(path: Path, dry_run: bool, force: bool) -> None:
     click.echo(f"Ultralytics {tree.release_text} at {tree.root}: restored {len(plan.restore)} file(s)")
 
 
-def _verify(tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool) -> None:
-    report = verifier.run(tree, specs, python=verifier.check_python(python), device=device, export=export,
-                          progress=lambda line: click.echo(line, err=True))
+def _verify(tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None) -> None:
+    python = verifier.check_python(python)
+    report = verifier.run(tree, specs, python, device, export, jobs, progress=lambda line: click.echo(line, err=True))
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
     if not report.ok:
         sys.exit(EXIT_EDIT_FAILED)
@@ -164,13 +164,14 @@ def _verify(tree: Tree, specs: list, python: str, device: str, export: str | Non
 @click.option("--python", "python", default=sys.executable, show_default="this interpreter",
               help="The interpreter of the environment you train with.")
 @click.option("--export", type=click.Choice(["onnx"]), help="Also export through the fork's exporter and compare.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Parallel processes [default: one per CPU core, up to 4; 1 on a GPU].")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-def verify(path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, as_json: bool) -> None:
+def verify(path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, jobs: int | None, as_json: bool) -> None:
     """Build, run, train, reload and fuse every installed model in the fork's own interpreter; exit 1 on a failure."""
     if device != "cpu" and not device.isdigit():
         raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
     tree = find_tree(path)
-    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json)
+    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs)
 
 
 @cli.command()

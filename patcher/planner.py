@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import signal
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,9 +59,10 @@ def file_diff(rel: str, old: str | None, new: str | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context) -> Plan:
-    """Run `edits` in order on one in-memory copy of the tree; each sees the text the previous ones left."""
-    files = Workspace(tree.root)
+def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str, str | None] | None = None) -> Plan:
+    """Run `edits` in order on one in-memory copy of the tree; each sees the text the previous ones left. `overlay`
+    gives texts to start from instead of the disk's; the plan's changes are then relative to those."""
+    files = Workspace(tree.root, overlay)
     plan = Plan(tree)
     for edit in edits:
         before = files.snapshot()
@@ -85,6 +87,21 @@ def write_plan(plan: Plan) -> None:
         write_atomic(plan.tree.root / rel, new.encode("utf-8"))
 
 
+CRASH_AT = "ULTRAPATCH_TEST_CRASH_AT"  # tests: the process kills itself (SIGKILL) at this step of its writes
+_steps = 0
+
+
+def crash_point() -> None:
+    """One step of a run's writes. With ULTRAPATCH_TEST_CRASH_AT=N set, the N-th step is a SIGKILL: how the tests
+    show that a run killed at any instant leaves a tree the next run completes."""
+    global _steps
+    target = os.environ.get(CRASH_AT)
+    if target:
+        _steps += 1
+        if _steps == int(target):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +113,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        crash_point()
         os.replace(tmp, path)
+        crash_point()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -84,22 +84,37 @@ def load(root: Path) -> State | None:
 
 def save(root: Path, state: State) -> None:
     write_atomic(root / STATE_FILE, state.to_json().encode("utf-8"))
-    exclude = root / ".git" / "info" / "exclude"
-    if (root / ".git").is_dir():
-        lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.is_file() else []
-        if f"/{STATE_DIR}/" not in lines:
-            exclude.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(exclude, ("\n".join([*lines, f"/{STATE_DIR}/"]) + "\n").encode("utf-8"))
 
 
-def forget(root: Path) -> None:
-    """Remove the record and its exclude line: the tree is as it was before the first apply."""
-    (root / STATE_FILE).unlink(missing_ok=True)
-    if (root / STATE_DIR).is_dir() and not any((root / STATE_DIR).iterdir()):
-        (root / STATE_DIR).rmdir()
-    exclude = root / ".git" / "info" / "exclude"
-    if exclude.is_file():
+EXCLUDE_LINE = f"/{STATE_DIR}/"
+
+
+def _exclude_file(root: Path) -> Path | None:
+    return root / ".git" / "info" / "exclude" if (root / ".git").is_dir() else None
+
+
+def exclude_from_git(root: Path) -> None:
+    """Add `/.ultrapatch/` to the repository's `.git/info/exclude` (a plain folder has none)."""
+    exclude = _exclude_file(root)
+    if exclude is None:
+        return
+    lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.is_file() else []
+    if EXCLUDE_LINE not in lines:
+        write_atomic(exclude, ("\n".join([*lines, EXCLUDE_LINE]) + "\n").encode("utf-8"))
+
+
+def unexclude_from_git(root: Path) -> None:
+    exclude = _exclude_file(root)
+    if exclude is not None and exclude.is_file():
         lines = exclude.read_text(encoding="utf-8").splitlines()
-        if f"/{STATE_DIR}/" in lines:
-            kept = [line for line in lines if line != f"/{STATE_DIR}/"]
+        if EXCLUDE_LINE in lines:
+            kept = [line for line in lines if line != EXCLUDE_LINE]
             write_atomic(exclude, ("\n".join(kept) + "\n" if kept else "").encode("utf-8"))
+
+
+def forget(root: Path, keep_dir: bool = False) -> None:
+    """Remove the record; unless `keep_dir`, also the empty folder and its exclude line."""
+    (root / STATE_FILE).unlink(missing_ok=True)
+    if not keep_dir and (root / STATE_DIR).is_dir() and not any((root / STATE_DIR).iterdir()):
+        (root / STATE_DIR).rmdir()
+        unexclude_from_git(root)

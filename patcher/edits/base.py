@@ -63,8 +63,9 @@ class Context:
 class Workspace:
     """The tree's files as in-memory text. Edits read and write here; only the planner touches the disk."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, overlay: dict[str, str | None] | None = None):
         self.root = root
+        self._overlay = overlay or {}  # texts to read instead of the disk's (None: absent), e.g. a file's original
         self._texts: dict[str, str | None] = {}
         self._originals: dict[str, str | None] = {}
         self._parsed: dict[str, tuple[str, cst.Module]] = {}  # parsing is the slow part: once per text
@@ -73,7 +74,10 @@ class Workspace:
         """The current text of `rel` (a repository-relative path with forward slashes), or None if it is absent."""
         if rel not in self._texts:
             path = self.root / rel
-            text = path.read_bytes().decode("utf-8") if path.is_file() else None
+            if rel in self._overlay:
+                text = self._overlay[rel]
+            else:
+                text = path.read_bytes().decode("utf-8") if path.is_file() else None
             self._texts[rel] = self._originals[rel] = text
         return self._texts[rel]
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -142,57 +144,114 @@ class VerifyReport:
         }
 
 
+# Rough relative cost of verifying one model of a family, and of building and running its stock model once: what
+# the shards are balanced by.
+COST = {"yolov3": (6.0, 5.0), "rtdetr-l": (5.0, 3.0)}
+DEFAULT_COST = (1.0, 0.3)
+
+
+def default_jobs(device: str, models: int) -> int:
+    """Parallel processes: one per core on the CPU (each with one thread, the small models scale badly across
+    threads), at most four; one on a GPU."""
+    return 1 if device != "cpu" else max(1, min(4, os.cpu_count() or 1, models))
+
+
+def shards(specs: list[ModelSpec], jobs: int) -> list[list[int]]:
+    """Split the models into `jobs` lists of indices, keeping those that share a stock model together (each process
+    builds a stock model once) and balancing the estimated cost, largest groups first."""
+    groups: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        groups.setdefault(spec.stock, []).append(i)
+
+    def cost(group: list[int]) -> float:
+        each, stock = COST.get(specs[group[0]].template.stem, DEFAULT_COST)
+        return stock + each * len(group)
+
+    loads = [(0.0, k, []) for k in range(jobs)]
+    for group in sorted(groups.values(), key=cost, reverse=True):
+        load, k, members = min(loads)
+        loads[k] = (load + cost(group), k, members + group)
+    return [sorted(members) for _, _, members in loads if members]
+
+
 def run(
     tree: Tree,
     specs: list[ModelSpec],
     python: str = sys.executable,
     device: str = "cpu",
     export: str | None = None,
+    jobs: int | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> VerifyReport:
-    """Run the checks on `specs` in a subprocess of `python`; stop with a sentence when the fork is not what it
-    imports, the device is missing, or the process dies."""
+    """Run the checks on `specs` in `jobs` subprocesses of `python`; stop with a sentence when the fork is not what
+    it imports, the device is missing, or a process dies."""
+    jobs = jobs or default_jobs(device, len(specs))
+    parts = shards(specs, jobs)
+    threads = max(1, (os.cpu_count() or 1) // len(parts)) if device == "cpu" else 0
+    env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
+    events: queue.Queue = queue.Queue()
+    results: dict[int, dict] = {}
+    environment: dict = {}
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as scratch:
-        spec_file = Path(scratch) / "spec.json"
-        spec_file.write_text(
-            json.dumps({"tree": str(tree.root), "device": device, "export": export, "models": [s.to_json() for s in specs]}),
-            encoding="utf-8",
-        )
-        log_file = Path(tempfile.gettempdir()) / "ultrapatch-verify.log"
-        env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
-        with open(log_file, "w", encoding="utf-8") as log:
-            process = subprocess.Popen(
-                [python, str(RUNNER), str(spec_file)], stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=scratch
+        processes, logs = [], []
+        for k, part in enumerate(parts):
+            spec_file = Path(scratch) / f"spec-{k}.json"
+            models = [specs[i].to_json() for i in part]
+            spec_file.write_text(
+                json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads, "models": models}),
+                encoding="utf-8",
             )
-            environment: dict = {}
-            models: list[dict] = []
-            assert process.stdout is not None
-            for line in process.stdout:
-                event = json.loads(line)
+            logs.append(Path(tempfile.gettempdir()) / ("ultrapatch-verify.log" if k == 0 else f"ultrapatch-verify-{k + 1}.log"))
+            with open(logs[-1], "w", encoding="utf-8") as log:
+                process = subprocess.Popen(
+                    [python, str(RUNNER), str(spec_file)], stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=scratch
+                )
+            processes.append(process)
+            threading.Thread(target=_pump, args=(k, process, events), daemon=True).start()
+        try:
+            running, seen = len(processes), [0] * len(parts)
+            while running:
+                k, event = events.get()
+                if event is None:
+                    running -= 1
+                    continue
                 kind = event.pop("event")
-                if kind == "environment":
+                if kind == "environment" and not environment:
                     environment = event
                     progress(
-                        f"verifying {len(specs)} model(s) with {event['executable']} (Python {event['python']}, "
-                        f"torch {event['torch']}, Ultralytics {event['release']}, device {device})"
+                        f"verifying {len(specs)} model(s) in {len(parts)} process(es) with {event['executable']} "
+                        f"(Python {event['python']}, torch {event['torch']}, Ultralytics {event['release']}, "
+                        f"device {device})"
                     )
                 elif kind == "shadowed":
-                    process.wait()
                     raise UltrapatchError(_shadow_message(tree, python, event))
                 elif kind == "error":
-                    process.wait()
                     raise UltrapatchError(event["message"] + ".")
                 elif kind == "model":
-                    models.append(event)
-                    progress(_progress_line(len(models), len(specs), event))
-            code = process.wait()
-        if len(models) != len(specs):
-            tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
-            raise UltrapatchError(
-                f"the verification process in {python} stopped (exit {code}) after {len(models)} of {len(specs)} "
-                f"model(s); the last lines of its log ({log_file}):\n  " + "\n  ".join(tail)
-            )
-    return VerifyReport(environment, models)
+                    results[parts[k][seen[k]]] = event
+                    seen[k] += 1
+                    progress(_progress_line(len(results), len(specs), event))
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+        for k, process in enumerate(processes):
+            if seen[k] != len(parts[k]):
+                tail = logs[k].read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+                raise UltrapatchError(
+                    f"a verification process in {python} stopped (exit {process.returncode}) after {seen[k]} of "
+                    f"{len(parts[k])} model(s); the last lines of its log ({logs[k]}):\n  " + "\n  ".join(tail)
+                )
+    return VerifyReport(environment, [results[i] for i in range(len(specs))])
+
+
+def _pump(k: int, process: subprocess.Popen, events: queue.Queue) -> None:
+    """Forward one process's events to the queue, then None when its output ends."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        events.put((k, json.loads(line)))
+    events.put((k, None))
 
 
 def _shadow_message(tree: Tree, python: str, event: dict) -> str:

@@ -545,6 +545,8 @@ def main(argv: list[str]) -> int:
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
             emit(event="error", kind="device", message=f"CUDA device {index} is not available to torch {torch.__version__} in {sys.executable}")
             return 0
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     emit(event="environment", **environment)
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as work:
         os.chdir(work)  # anything the fork writes (exports, settings of a run) lands here, not in the user's folder

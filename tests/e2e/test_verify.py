@@ -111,3 +111,46 @@ def test_a_shadowing_installation_stops_verify(release_tree):
     assert f"pip install -e {tree}" in result.stderr
     assert "Traceback" not in result.stderr
     assert tree_digest(tree) == before
+
+
+def test_apply_then_verify_and_a_stock_failure_is_environment(release_tree):
+    """8.1.47 loads checkpoints with torch.load's default, which torch >= 2.6 makes weights_only=True: no .pt file
+    loads, stock or patched. verify says "environment", not "patch", names the cause, and passes."""
+    tree = release_tree("8.1.47")
+    result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2", "--verify"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 14 file(s)" in result.output  # the apply, then the verify
+    rows = [line.split() for line in result.output.splitlines() if line.startswith(("yolov", "rtdetr"))]
+    assert {row[0] for row in rows} >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
+    assert all(row[1:8] == ["ok", "ok", "ok", "ok", "env", "ok", "skip"] for row in rows), rows
+    assert "environment (the stock model fails the same check" in result.output
+    assert "weights_only=True, and this release's loader does not ask for full checkpoints" in result.output
+    assert "7 of 7 model(s) pass" in result.output
+
+
+def test_bad_input_is_a_sentence_and_exit_2(release_tree):
+    tree = release_tree(RELEASE)
+    before = tree_digest(tree)
+    cases = [((), "no ultrapatch backbone is installed")]
+    for args, words in cases:
+        result = verify(tree, *args)
+        assert (result.returncode, "Traceback" in result.stderr) == (2, False), result.stderr
+        assert words in result.stderr
+    assert tree_digest(tree) == before
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    before = tree_digest(tree)
+    cases = [
+        (("--model", "yolo99*"), "no installed model YAML matches 'yolo99*'"),
+        (("--python", str(tree / "no-python")), "no such interpreter"),
+        (("--device", "gpu"), "give cpu or a CUDA device index"),
+        (("--jobs", "0"), "--jobs"),
+    ]
+    import torch
+
+    if not torch.cuda.is_available():
+        cases.append((("--device", "0", "--model", SMALL), "CUDA device 0 is not available"))
+    for args, words in cases:
+        result = verify(tree, *args)
+        assert (result.returncode, "Traceback" in result.stderr) == (2, False), (args, result.stderr)
+        assert words in result.stderr, (args, result.stderr)
+    assert tree_digest(tree) == before

@@ -1,0 +1,188 @@
+"""All the writes of one apply or revert, made so that a process killed at any instant leaves a tree the next run
+can finish: a journal first, then the files, then the record, then the journal is removed.
+
+The journal (`.ultrapatch/journal.json`) holds, per file, the bytes it must end with (or its removal) and the hash
+of what it held before; the record apply keeps (or its removal, for a full revert); and the folders to remove. It is
+written atomically before the first file is touched. A run that finds a journal completes it (every step is
+idempotent), unless a file holds neither its before nor its after bytes: someone changed it since, and ultrapatch
+stops rather than overwrite that.
+
+One run at a time: `.ultrapatch/lock` holds the pid of the process working on the tree. A second run exits 2; a lock
+whose process is gone is taken over.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from patcher import state as records
+from patcher.errors import UltrapatchError
+from patcher.planner import crash_point, write_atomic
+
+JOURNAL = f"{records.STATE_DIR}/journal.json"
+LOCK = f"{records.STATE_DIR}/lock"
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
+
+
+@dataclass
+class Transaction:
+    """What one run writes: `writes` maps a file to its new bytes (None: remove it); `before` to the sha256 of what
+    it holds now (None: absent); `record` is the new state (None: forget it); `dirs` are folders to remove if empty."""
+
+    operation: str
+    writes: dict[str, bytes | None] = field(default_factory=dict)
+    before: dict[str, str | None] = field(default_factory=dict)
+    record: records.State | None = None
+    dirs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "operation": self.operation,
+                "writes": {rel: _b64(data) for rel, data in self.writes.items()},
+                "before": self.before,
+                "record": None if self.record is None else json.loads(self.record.to_json()),
+                "dirs": self.dirs,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Transaction:
+        data = json.loads(text)
+        record = None if data["record"] is None else records.State.from_json(json.dumps(data["record"]))
+        writes = {rel: _unb64(b) for rel, b in data["writes"].items()}
+        return cls(data["operation"], writes, data["before"], record, data["dirs"])
+
+    def commit(self, root: Path) -> None:
+        """Journal, files, record, folders, and the journal removed: each step safe to repeat after a kill."""
+        records.exclude_from_git(root)
+        write_atomic(root / JOURNAL, self.to_json().encode("utf-8"))
+        self._finish(root)
+
+    def _finish(self, root: Path) -> None:
+        for rel, data in self.writes.items():
+            path = root / rel
+            if data is None:
+                if path.exists():
+                    crash_point()
+                    path.unlink()
+            elif not path.is_file() or path.read_bytes() != data:
+                write_atomic(path, data)
+        for rel in self.dirs:
+            _remove_if_empty(root / rel)
+        if self.record is None:
+            records.forget(root, keep_dir=True)
+        else:
+            records.save(root, self.record)
+        crash_point()
+        (root / JOURNAL).unlink()
+        crash_point()
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Remove a folder that holds nothing but Python's byte-code cache."""
+    if directory.is_dir() and not any(p for p in directory.iterdir() if p.name != "__pycache__"):
+        for cache in directory.glob("__pycache__"):
+            for item in cache.iterdir():
+                item.unlink()
+            cache.rmdir()
+        directory.rmdir()
+
+
+def recover(root: Path) -> str | None:
+    """Complete a run that was killed; the sentence saying so, or None when there was nothing to complete."""
+    journal = root / JOURNAL
+    if not journal.is_file():
+        return None
+    try:
+        transaction = Transaction.from_json(journal.read_text(encoding="utf-8"))
+    except (ValueError, KeyError) as exc:
+        raise UltrapatchError(f"{journal} is damaged ({exc}); restore the tree with git, then delete the file.") from exc
+    changed = []
+    for rel, data in transaction.writes.items():
+        path = root / rel
+        current = path.read_bytes() if path.is_file() else None
+        if current != data and (None if current is None else records.sha256(current)) != transaction.before.get(rel):
+            changed.append(rel)
+    if changed:
+        raise UltrapatchError(
+            f"an interrupted {transaction.operation} left {journal}, and since then these files changed: "
+            f"{', '.join(changed)}. ultrapatch will not overwrite them: restore them (or the whole tree) with git, "
+            "then delete the journal."
+        )
+    transaction._finish(root)
+    return f"completed an interrupted {transaction.operation} ({len(transaction.writes)} file(s))"
+
+
+def pending(root: Path) -> str | None:
+    """The operation an interrupted run left unfinished, if any."""
+    journal = root / JOURNAL
+    if not journal.is_file():
+        return None
+    try:
+        return json.loads(journal.read_text(encoding="utf-8")).get("operation", "run")
+    except ValueError:
+        return "run"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def locked(root: Path, command: str) -> Iterator[None]:
+    """Hold `.ultrapatch/lock` for the duration; another live holder is bad input (exit 2), a dead one is replaced."""
+    lock = root / LOCK
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    records.exclude_from_git(root)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                holder = {}
+            pid = holder.get("pid")
+            if isinstance(pid, int) and (holder.get("host") != me["host"] or _alive(pid)):
+                raise UltrapatchError(
+                    f"another ultrapatch ({holder.get('command', 'run')}, pid {pid}, since {holder.get('since', '?')}) "
+                    f"is working on {root}; wait for it to finish. If it is not running, delete {lock}."
+                ) from None
+            lock.unlink(missing_ok=True)  # its process is gone: a stale lock
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(me))
+        break
+    else:
+        raise UltrapatchError(f"could not take {lock}; another ultrapatch may be starting. Try again.")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        state_dir = root / records.STATE_DIR
+        if state_dir.is_dir() and not any(state_dir.iterdir()):
+            state_dir.rmdir()
+            records.unexclude_from_git(root)
