@@ -21,7 +21,8 @@ from patcher.edits.base import Context, Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed
 from patcher.fetch import fetch as fetch_release
 from patcher import state
-from patcher.planner import Plan, make_plan, write_plan
+from patcher import gitops, transaction
+from patcher.planner import Plan, make_plan
 from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
 from patcher.status import tree_status
 from patcher.tree import Tree, find_tree
@@ -88,64 +89,131 @@ def fetch(dest: Path, version: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Write nothing; print the unified diff of what would change.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when something would change, 0 when nothing would.")
 @click.option("--diff", "show_diff", is_flag=True, help="Also print the unified diff of what was written.")
+@click.option("--commit", is_flag=True, help="Commit the changed files as one git commit (and revert commits the reverse).")
 @click.option("--verify", "then_verify", is_flag=True, help="Then run `verify` on the models of these backbones.")
-def apply(path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: bool, show_diff: bool, then_verify: bool) -> None:
+def apply(
+    path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: bool, show_diff: bool, commit: bool, then_verify: bool
+) -> None:
     """Make every tutorial edit on the Ultralytics tree at PATH, idempotently and all or nothing."""
+    if (then_verify or commit) and (dry_run or check):
+        raise click.UsageError("--verify and --commit act on an apply that writes; leave out --dry-run and --check.")
     backbones = select_backbones(backbone_names)
     tree = find_tree(path)
     _warn_if_untested(tree)
-    plan = make_plan(tree, EDITS, Context(tree.release, backbones))
-    quiet = dry_run or check  # the diff goes to stdout, alone, so that `git apply` can read it
-    click.echo(_header(tree, backbones), err=quiet)
-    _echo_reports(plan, err=quiet)
-    if not plan.ok:
-        raise EditFailed(f"{len(plan.failed)} edit(s) could not be made; nothing was written.")
-    files = len(plan.changes)
-    if then_verify and (dry_run or check):
-        raise click.UsageError("--verify runs after an apply that writes; leave out --dry-run and --check.")
     if dry_run or check:
+        interrupted = transaction.pending(tree.root)
+        if interrupted:
+            click.echo(f"note: an interrupted {interrupted} will be completed by the next apply or revert", err=True)
+        plan = make_plan(tree, EDITS, Context(tree.release, backbones))
+        click.echo(_header(tree, backbones), err=True)  # the diff goes to stdout, alone, so that `git apply` reads it
+        _echo_reports(plan, err=True)
+        if not plan.ok:
+            raise EditFailed(f"{len(plan.failed)} edit(s) could not be made.")
+        files = len(plan.changes)
         if dry_run:
             click.echo(plan.diff(), nl=False)
-        verdict = f"would change {files} file(s)" if files else "nothing to change"
-        click.echo(verdict, err=True)
+        click.echo(f"would change {files} file(s)" if files else "nothing to change", err=True)
         if check and files:
             sys.exit(EXIT_EDIT_FAILED)
         return
-    record = state.load(tree.root) or state.State(tree.release_text)
-    for rel, old, new in plan.changes:
-        record.record(tree.root, rel, None if old is None else old.encode("utf-8"), new.encode("utf-8"))
-    record.backbones = sorted({*record.backbones, *(b.name for b in backbones)})
-    write_plan(plan)
-    if plan.changes:
-        state.save(tree.root, record)
-    if show_diff:
-        click.echo(plan.diff(), nl=False)
-    counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
-    click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
+    with transaction.locked(tree.root, "apply"):
+        _echo_recovered(tree)
+        plan = make_plan(tree, EDITS, Context(tree.release, backbones))
+        click.echo(_header(tree, backbones))
+        _echo_reports(plan, err=False)
+        if not plan.ok:
+            raise EditFailed(f"{len(plan.failed)} edit(s) could not be made; nothing was written.")
+        changed = [rel for rel, _old, _new in plan.changes]
+        if commit:
+            gitops.check_can_commit(tree.root, changed)
+        for rel in gitops.uncommitted(tree.root, changed):
+            click.echo(f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)")
+        record = state.load(tree.root) or state.State(tree.release_text)
+        for rel, old, new in plan.changes:
+            record.record(tree.root, rel, None if old is None else old.encode("utf-8"), new.encode("utf-8"))
+        record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
+        if plan.changes:
+            before = {rel: None if old is None else state.sha256(old.encode("utf-8")) for rel, old, _new in plan.changes}
+            writes = {rel: new.encode("utf-8") for rel, _old, new in plan.changes}
+            transaction.Transaction("apply", writes, before, record).commit(tree.root)
+        if show_diff:
+            click.echo(plan.diff(), nl=False)
+        files = len(plan.changes)
+        counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
+        click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
+        if commit and changed:
+            names = ", ".join(b.name for b in backbones)
+            sha = gitops.commit(
+                tree.root,
+                changed,
+                f"ultrapatch: {names} backbone(s) for Ultralytics {tree.release_text}\n\n"
+                f"Applied by ultrapatch {__version__}: {plan.count(Status.APPLIED)} edit(s), {files} file(s).\n"
+                f"Backbones installed: {', '.join(record.backbones)}. Undo with `ultrapatch revert`.",
+            )
+            record.commit = sha
+            state.save(tree.root, record)
+            click.echo(f"committed {files} file(s) as {sha[:10]}")
     if then_verify:
         click.echo("")
         _verify(tree, verifier.select_models(tree, backbones=list(backbones)), sys.executable, "cpu", None, False)
 
 
+def _echo_recovered(tree: Tree) -> str | None:
+    """Complete a run that was killed, and say so; its operation."""
+    done = transaction.recover(tree.root)
+    if done is None:
+        return None
+    click.echo(f"note: completed an interrupted {done.operation} ({len(done.writes)} file(s))")
+    return done.operation
+
+
 @cli.command()
 @PATH_ARG
+@click.option("--backbone", "-b", "backbone_names", multiple=True, help="Take out only this backbone (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Write nothing; print the diff revert would make.")
-@click.option("--force", is_flag=True, help=f"Restore files you changed since apply, saving yours as <file>{BACKUP_SUFFIX}.")
-def revert(path: Path, dry_run: bool, force: bool) -> None:
-    """Give the tree at PATH back exactly as it was before the first apply."""
+@click.option("--force", is_flag=True, help=f"On a conflict, restore ultrapatch's originals, saving yours as <file>{BACKUP_SUFFIX}.")
+def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bool) -> None:
+    """Take ultrapatch's edits out of the tree at PATH (all of them, or one backbone's), keeping yours."""
     tree = find_tree(path)
-    plan = plan_revert(tree)
-    for rel in plan.kept:
-        click.echo(f"kept {rel}: created by ultrapatch, changed by you since", err=dry_run)
     if dry_run:
+        if transaction.pending(tree.root):
+            click.echo("note: an interrupted run will be completed by the next apply or revert", err=True)
+        plan = plan_revert(tree, backbone_names)
+        _echo_revert_notes(plan, err=True)
         click.echo(plan.diff(tree.root), nl=False)
-        for rel in plan.conflicts:
-            click.echo(f"conflict: {rel} changed since ultrapatch wrote it", err=True)
+        for rel, where in plan.conflicts.items():
+            click.echo(f"conflict: {rel}: {', '.join(where)}", err=True)
         return
-    backups = write_revert(tree, plan, force)
-    for backup in backups:
-        click.echo(f"saved your version as {backup}")
-    click.echo(f"Ultralytics {tree.release_text} at {tree.root}: restored {len(plan.restore)} file(s)")
+    with transaction.locked(tree.root, "revert"):
+        if _echo_recovered(tree) == "revert" and state.load(tree.root) is None:
+            click.echo(f"Ultralytics {tree.release_text} at {tree.root}: reverted everything")
+            return
+        plan = plan_revert(tree, backbone_names)
+        _echo_revert_notes(plan, err=False)
+        touched = sorted({*plan.writes, *plan.forced})
+        backups = write_revert(tree, plan, force)
+        for backup in backups:
+            click.echo(f"saved your version as {backup}")
+        for rel in gitops.uncommitted(tree.root, [r for r in touched if (tree.root / r).exists()]):
+            if rel in plan.merged or (plan.record is None and rel in plan.writes):
+                click.echo(f"note: {rel} has uncommitted changes of yours; they are kept")
+        what = f"took out {', '.join(plan.removed)}" if plan.record is not None else "reverted everything"
+        click.echo(f"Ultralytics {tree.release_text} at {tree.root}: {what}; wrote {len(touched)} file(s)")
+        if plan.commit and touched and not (plan.merged or plan.kept or backups):
+            sha = gitops.commit(
+                tree.root,
+                touched,
+                f"ultrapatch: take out {', '.join(plan.removed)}\n\nReverts the files of {plan.commit[:10]} "
+                f"(ultrapatch {__version__}).",
+            )
+            click.echo(f"committed the reverse change as {sha[:10]}")
+
+
+def _echo_revert_notes(plan, err: bool) -> None:
+    for rel in plan.merged:
+        click.echo(f"merged {rel}: your changes kept, ultrapatch's taken out", err=err)
+    for rel in plan.kept:
+        click.echo(f"kept {rel}: created by ultrapatch, changed by you since", err=err)
 
 
 def _verify(tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None) -> None:

@@ -6,8 +6,10 @@ A dry run and `--diff` are the plan printed; `--check` is the plan's emptiness; 
 from __future__ import annotations
 
 import difflib
+import atexit
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,6 +89,7 @@ def write_plan(plan: Plan) -> None:
         write_atomic(plan.tree.root / rel, new.encode("utf-8"))
 
 
+TEMP_SUFFIX = ".ultrapatch-tmp"
 CRASH_AT = "ULTRAPATCH_TEST_CRASH_AT"  # tests: the process kills itself (SIGKILL) at this step of its writes
 _steps = 0
 
@@ -98,7 +101,9 @@ def crash_point() -> None:
     target = os.environ.get(CRASH_AT)
     if target:
         _steps += 1
-        if _steps == int(target):
+        if target == "count" and _steps == 1:  # how many steps a run has: printed at exit
+            atexit.register(lambda: print(f"ultrapatch steps: {_steps}", file=sys.stderr))
+        elif target.isdigit() and _steps == int(target):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -106,7 +111,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ultrapatch-tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

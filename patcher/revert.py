@@ -1,18 +1,29 @@
-"""`ultrapatch revert`: give the tree back as it was before the first apply, from the record in `.ultrapatch/`.
+"""`ultrapatch revert`: take ultrapatch's edits out of the tree, from the record in `.ultrapatch/`, and keep the user's.
 
-A file still holding what ultrapatch wrote is restored byte for byte (or removed, if apply created it). A file the
-user edited since is a conflict: nothing is written unless `--force`, which first saves the user's version beside
-it as `<file>.ultrapatch-backup`. A created file the user edited since is kept, and reported.
+What each file should become is worked out, not remembered: the original (for a full revert), or what apply makes of
+the originals with the backbones that stay (for `--backbone NAME`). Then, per file:
+
+- still as ultrapatch wrote it: it becomes that target, byte for byte (a created file is removed);
+- changed by the user since: a three-way merge (`git merge-file`) of the user's version, ultrapatch's version as
+  the base, and the target keeps the user's changes and drops ultrapatch's; overlapping changes are conflicts, and
+  nothing is written unless `--force`, which saves the user's version as `<file>.ultrapatch-backup` first;
+- created by ultrapatch, changed by the user, and not needed any more: kept, and reported.
 """
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patcher import state as records
+from patcher.backbones import select_backbones
+from patcher.edits import EDITS
+from patcher.edits.base import Context
 from patcher.errors import EditFailed, UltrapatchError
-from patcher.planner import file_diff, write_atomic
+from patcher.planner import file_diff, make_plan
+from patcher.transaction import Transaction
 from patcher.tree import Tree
 
 BACKUP_SUFFIX = ".ultrapatch-backup"
@@ -20,66 +31,153 @@ BACKUP_SUFFIX = ".ultrapatch-backup"
 
 @dataclass
 class RevertPlan:
-    restore: dict[str, bytes | None] = field(default_factory=dict)  # None: remove the file
-    conflicts: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # created files the user changed: left in place
+    writes: dict[str, bytes | None] = field(default_factory=dict)  # what each file becomes; None: removed
+    before: dict[str, str | None] = field(default_factory=dict)  # sha256 of what each holds now
+    merged: list[str] = field(default_factory=list)  # changed by the user: their changes kept, ultrapatch's removed
+    conflicts: dict[str, list[str]] = field(default_factory=dict)  # file: conflicting regions, as "lines a-b"
+    forced: dict[str, bytes | None] = field(default_factory=dict)  # the target of each conflict, for --force
+    kept: list[str] = field(default_factory=list)  # created files the user changed, no longer needed: left
+    record: records.State | None = None  # the record afterwards; None: forgotten
     dirs: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # backbones taken out
+    commit: str | None = None  # the commit of an `apply --commit`, if any
 
     def diff(self, root: Path) -> str:
-        """The unified diff revert would make: each file from its current text back to its original."""
+        """The unified diff revert would make (conflicts excluded)."""
         chunks = []
-        for rel, original in sorted(self.restore.items()):
+        for rel, data in sorted(self.writes.items()):
             path = root / rel
             current = path.read_text(encoding="utf-8") if path.is_file() else None
-            chunks.append(file_diff(rel, current, None if original is None else original.decode("utf-8")))
+            chunks.append(file_diff(rel, current, None if data is None else data.decode("utf-8")))
         return "".join(chunks)
 
 
-def plan_revert(tree: Tree) -> RevertPlan:
+def merge(current: bytes, base: bytes, other: bytes) -> tuple[bytes, list[str]]:
+    """`git merge-file`: the changes from `base` to `other` made on `current`; the merged bytes and the conflicting
+    regions ("lines a-b" of the merged text, where the markers are)."""
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-merge-") as scratch:
+        paths = []
+        for name, data in (("yours", current), ("ultrapatch", base), ("target", other)):
+            path = Path(scratch) / name
+            path.write_bytes(data)
+            paths.append(str(path))
+        try:
+            done = subprocess.run(
+                ["git", "merge-file", "-p", "-L", "yours", "-L", "ultrapatch", "-L", "without ultrapatch", *paths],
+                capture_output=True,
+            )
+        except FileNotFoundError as exc:
+            raise UltrapatchError("revert merges your changes with `git merge-file`, and git is not installed.") from exc
+    if done.returncode < 0 or done.returncode > 127:
+        raise UltrapatchError(f"git merge-file failed: {done.stderr.decode(errors='replace').strip()}")
+    if done.returncode == 0:
+        return done.stdout, []
+    regions, start = [], None
+    for number, line in enumerate(done.stdout.decode("utf-8", errors="replace").splitlines(), 1):
+        if line.startswith("<<<<<<< "):
+            start = number
+        elif line.startswith(">>>>>>> ") and start is not None:
+            regions.append(f"lines {start}-{number}")
+            start = None
+    return done.stdout, regions
+
+
+def targets(tree: Tree, state: records.State, remaining: list[str]) -> dict[str, bytes | None]:
+    """What every recorded file becomes: its original, or apply's result on the originals for `remaining`."""
+    originals = {rel: r.original for rel, r in state.files.items()}
+    if not remaining:
+        return originals
+    overlay = {rel: None if data is None else data.decode("utf-8") for rel, data in originals.items()}
+    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(remaining))), overlay=overlay)
+    if not plan.ok:
+        raise EditFailed(
+            f"the backbones that stay ({', '.join(remaining)}) cannot be re-applied to the original files: "
+            + "; ".join(r.detail for r in plan.failed)
+        )
+    result = dict(originals)
+    for rel, _old, new in plan.changes:
+        result[rel] = new.encode("utf-8")
+    return result
+
+
+def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
     state = records.load(tree.root)
     if state is None:
         raise UltrapatchError(f"nothing recorded in {tree.root / records.STATE_FILE}: ultrapatch has not applied anything here.")
-    plan = RevertPlan(dirs=sorted(state.created_dirs, key=lambda d: -d.count("/")))
+    removed = [b.name for b in select_backbones(backbone_names)] if backbone_names else list(state.backbones)
+    missing = [name for name in removed if name not in state.backbones]
+    if missing:
+        raise UltrapatchError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed by ultrapatch here; the record "
+            f"lists {', '.join(state.backbones) or 'none'}."
+        )
+    remaining = [name for name in state.backbones if name not in removed]
+    wanted = targets(tree, state, remaining)
+    plan = RevertPlan(removed=removed, commit=state.commit)
+    final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
         path = tree.root / rel
         current = path.read_bytes() if path.is_file() else None
-        if current is not None and records.sha256(current) != record.written:
-            if record.original is None:
-                plan.kept.append(rel)
+        target = wanted.get(rel, record.original)
+        plan.before[rel] = None if current is None else records.sha256(current)
+        if current is not None and records.sha256(current) == record.written:
+            result = target  # as ultrapatch wrote it
+        elif current is None:
+            if target is not None:
+                plan.conflicts[rel] = ["deleted since apply"]
+                plan.forced[rel] = target
+            continue
+        elif record.original is None and target is None:
+            plan.kept.append(rel)  # created, changed by the user, not needed any more
+            final[rel] = current
+            continue
+        elif record.written_bytes is None or target is None:
+            plan.conflicts[rel] = ["changed since apply"]
+            plan.forced[rel] = target
+            continue
+        else:
+            result, regions = merge(current, record.written_bytes, target)
+            if regions:
+                plan.conflicts[rel] = regions
+                plan.forced[rel] = target
                 continue
-            plan.conflicts.append(rel)
-        if current is None and record.original is None:
-            continue  # created, and already gone
-        plan.restore[rel] = record.original
+            plan.merged.append(rel)
+        final[rel] = result
+        if result != current:
+            plan.writes[rel] = result
+    if remaining:
+        record = records.State(state.release, remaining, commit=state.commit)
+        for rel, old in state.files.items():
+            data = final.get(rel, plan.forced.get(rel, old.original))
+            if data != old.original and rel not in plan.kept:
+                record.files[rel] = records.FileRecord(old.original, records.sha256(data or b""), data)
+        record.created_dirs = [d for d in state.created_dirs if any(f.startswith(d + "/") for f in record.files)]
+        plan.record = record
+    plan.dirs = sorted(state.created_dirs, key=lambda d: -d.count("/"))
     return plan
 
 
 def write_revert(tree: Tree, plan: RevertPlan, force: bool) -> list[str]:
-    """Carry out `plan`; the backups made. Refuses conflicts without `force`."""
+    """Carry out `plan` as one transaction; the backups made. Refuses conflicts without `force`."""
     if plan.conflicts and not force:
+        regions = "; ".join(f"{rel} ({', '.join(where)})" for rel, where in plan.conflicts.items())
         raise EditFailed(
-            "these files changed since ultrapatch wrote them, and revert would lose those changes: "
-            + ", ".join(plan.conflicts)
-            + ". Nothing was written. Commit or move your changes, or revert with --force to restore the originals "
-            f"and keep your versions as <file>{BACKUP_SUFFIX}."
+            f"your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Resolve them (or commit or "
+            f"move your changes), or revert with --force to restore ultrapatch's originals and keep your versions as "
+            f"<file>{BACKUP_SUFFIX}."
         )
+    writes = dict(plan.writes)
     backups = []
-    for rel in plan.conflicts:
-        backup = tree.root / f"{rel}{BACKUP_SUFFIX}"
-        write_atomic(backup, (tree.root / rel).read_bytes())
-        backups.append(backup.relative_to(tree.root).as_posix())
-    for rel, original in plan.restore.items():
-        if original is None:
-            (tree.root / rel).unlink(missing_ok=True)
-        else:
-            write_atomic(tree.root / rel, original)
-    for rel in plan.dirs:
-        directory = tree.root / rel
-        if directory.is_dir() and not any(p for p in directory.iterdir() if p.name != "__pycache__"):
-            for cache in directory.glob("__pycache__"):
-                for item in cache.iterdir():
-                    item.unlink()
-                cache.rmdir()
-            directory.rmdir()
-    records.forget(tree.root)
+    for rel, target in plan.forced.items():
+        path = tree.root / rel
+        if path.is_file():
+            backup = f"{rel}{BACKUP_SUFFIX}"
+            writes[backup] = path.read_bytes()
+            backups.append(backup)
+        writes[rel] = target
+    before = dict(plan.before)
+    for backup in backups:
+        existing = tree.root / backup
+        before[backup] = records.sha256(existing.read_bytes()) if existing.is_file() else None
+    Transaction("revert", writes, before, plan.record, plan.dirs).commit(tree.root)
     return backups

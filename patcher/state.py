@@ -29,6 +29,7 @@ def sha256(data: bytes) -> str:
 class FileRecord:
     original: bytes | None  # None: ultrapatch created the file
     written: str  # sha256 of what ultrapatch last wrote
+    written_bytes: bytes | None = None  # what ultrapatch last wrote: the base of revert's three-way merge
 
 
 @dataclass
@@ -37,13 +38,14 @@ class State:
     backbones: list[str] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     created_dirs: list[str] = field(default_factory=list)
+    commit: str | None = None  # the commit `apply --commit` made
 
     def record(self, root: Path, rel: str, original: bytes | None, written: bytes) -> None:
         """Note a write; a file written before keeps its first original, so revert goes back to before any apply."""
         if rel in self.files:
-            self.files[rel].written = sha256(written)
+            self.files[rel].written, self.files[rel].written_bytes = sha256(written), written
         else:
-            self.files[rel] = FileRecord(original, sha256(written))
+            self.files[rel] = FileRecord(original, sha256(written), written)
         parent = Path(rel).parent
         while parent != Path(".") and not (root / parent).exists():
             self.created_dirs.append(parent.as_posix())
@@ -59,10 +61,12 @@ class State:
                     rel: {
                         "original": None if r.original is None else base64.b64encode(r.original).decode(),
                         "written_sha256": r.written,
+                        "written": None if r.written_bytes is None else base64.b64encode(r.written_bytes).decode(),
                     }
                     for rel, r in sorted(self.files.items())
                 },
                 "created_dirs": sorted(set(self.created_dirs)),
+                "commit": self.commit,
             },
             indent=2,
         )
@@ -70,11 +74,14 @@ class State:
     @classmethod
     def from_json(cls, text: str) -> State:
         data = json.loads(text)
+        def decode(text: str | None) -> bytes | None:
+            return None if text is None else base64.b64decode(text)
+
         files = {
-            rel: FileRecord(None if r["original"] is None else base64.b64decode(r["original"]), r["written_sha256"])
+            rel: FileRecord(decode(r["original"]), r["written_sha256"], decode(r.get("written")))
             for rel, r in data["files"].items()
         }
-        return cls(data["release"], data["backbones"], files, data.get("created_dirs", []))
+        return cls(data["release"], data["backbones"], files, data.get("created_dirs", []), data.get("commit"))
 
 
 def load(root: Path) -> State | None:

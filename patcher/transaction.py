@@ -25,7 +25,7 @@ from typing import Iterator
 
 from patcher import state as records
 from patcher.errors import UltrapatchError
-from patcher.planner import crash_point, write_atomic
+from patcher.planner import TEMP_SUFFIX, crash_point, write_atomic
 
 JOURNAL = f"{records.STATE_DIR}/journal.json"
 LOCK = f"{records.STATE_DIR}/lock"
@@ -104,8 +104,15 @@ def _remove_if_empty(directory: Path) -> None:
         directory.rmdir()
 
 
-def recover(root: Path) -> str | None:
-    """Complete a run that was killed; the sentence saying so, or None when there was nothing to complete."""
+def _remove_temporaries(path: Path) -> None:
+    """The temporary files `write_atomic` makes beside `path`, left by a killed run."""
+    if path.parent.is_dir():
+        for temporary in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"):
+            temporary.unlink(missing_ok=True)
+
+
+def recover(root: Path) -> Transaction | None:
+    """Complete a run that was killed; that run's transaction, or None when there was nothing to complete."""
     journal = root / JOURNAL
     if not journal.is_file():
         return None
@@ -125,8 +132,10 @@ def recover(root: Path) -> str | None:
             f"{', '.join(changed)}. ultrapatch will not overwrite them: restore them (or the whole tree) with git, "
             "then delete the journal."
         )
+    for rel in transaction.writes:  # a kill between a temporary file's write and its rename leaves it behind
+        _remove_temporaries(root / rel)
     transaction._finish(root)
-    return f"completed an interrupted {transaction.operation} ({len(transaction.writes)} file(s))"
+    return transaction
 
 
 def pending(root: Path) -> str | None:
@@ -175,6 +184,8 @@ def locked(root: Path, command: str) -> Iterator[None]:
             continue
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(me))
+        for name in ("state.json", "journal.json"):  # what a killed run may have left half-written
+            _remove_temporaries(root / records.STATE_DIR / name)
         break
     else:
         raise UltrapatchError(f"could not take {lock}; another ultrapatch may be starting. Try again.")

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
+
+import git
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import git_status, tree_digest
+from conftest import RELEASES, git_status, tree_digest, verify_json
 from patcher.cli import cli
+from patcher.planner import CRASH_AT
 
 pytestmark = pytest.mark.e2e
 TASKS = "ultralytics/nn/tasks.py"
+TRAIN = "ultralytics/models/yolo/detect/train.py"
 
 
 def invoke(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
-@pytest.mark.parametrize("version", ["8.1.47", "8.4.190"])
+@pytest.mark.parametrize("version", RELEASES)
 def test_apply_then_revert_is_byte_identical(release_tree, version):
     tree = release_tree(version)
     before = tree_digest(tree)
@@ -42,24 +52,177 @@ def test_revert_with_nothing_recorded_is_bad_input(release_tree):
     result = invoke("revert", str(tree))
     assert result.exit_code == 2
     assert "nothing recorded" in result.output
-
-
-def test_a_file_changed_after_apply_is_a_conflict_and_force_keeps_a_backup(release_tree):
-    tree = release_tree("8.4.190")
-    original = (tree / TASKS).read_bytes()
     assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
-    edited = (tree / TASKS).read_text() + "\n# my own change\n"
-    (tree / TASKS).write_text(edited)
+    digest = tree_digest(tree)
+    result = invoke("revert", str(tree), "--backbone", "mobileone")
+    assert result.exit_code == 2 and "mobileone is not installed by ultrapatch here" in result.output
+    assert tree_digest(tree) == digest
+
+
+def test_revert_one_backbone_keeps_the_others_working(release_tree):
+    tree = release_tree("8.4.190")
+    before = tree_digest(tree)
+    assert invoke("apply", str(tree), "-b", "mobilenetv3").exit_code == 0
+    only_v3 = tree_digest(tree)
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    result = invoke("revert", str(tree), "--backbone", "mobilenetv2")
+    assert result.exit_code == 0, result.output
+    assert "took out mobilenetv2" in result.output
+    assert tree_digest(tree) == only_v3  # exactly as if mobilenetv2 had never been applied
+    tasks = (tree / TASKS).read_text()
+    assert "MobileNetV2" not in tasks and "MobileNetV3_small_n" in tasks
+    assert not (tree / "ultralytics/nn/AddModules/MobileNetV2.py").exists()
+    assert "MobileNetV2" not in (tree / "ultralytics/nn/AddModules/__init__.py").read_text()
+    assert not list(tree.rglob("*-MobileNetV2.yaml"))
+    report = verify_json(tree, "--model", "yolo11n-MobileNetV3_small_n", "--model", "rtdetr-l-MobileNetV3_large_n")
+    assert all(m["ok"] for m in report["models"]), report  # the other backbone still builds, runs and trains
+    result = invoke("revert", str(tree), "--backbone", "mobilenetv3")  # the last one: the shared edits go too
+    assert result.exit_code == 0, result.output
+    assert tree_digest(tree) == before and git_status(tree) == ""
+
+
+def test_user_changes_after_apply_are_merged_or_reported_as_conflicts(release_tree):
+    """tasks.py changed where ultrapatch did not edit: kept. train.py changed on the line ultrapatch edited: a
+    conflict, nothing written; --force restores the original and keeps the user's version as a backup."""
+    tree = release_tree("8.4.190")
+    original_tasks, original_train = (tree / TASKS).read_text(), (tree / TRAIN).read_text()
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    mine = "# my own note about this module\n"
+    (tree / TASKS).write_text(mine + (tree / TASKS).read_text())
+    train = (tree / TRAIN).read_text()
+    assert "rect=False" in train
+    (tree / TRAIN).write_text(train.replace("rect=False", "rect=True  # mine"))
     digest = tree_digest(tree)
     refused = invoke("revert", str(tree))
     assert refused.exit_code == 1
-    assert TASKS in refused.output and "Nothing was written" in refused.output
+    assert f"{TRAIN} (lines " in refused.output and "Nothing was written" in refused.output
+    assert TASKS not in refused.output.split("overlap")[1]  # tasks.py merges cleanly: not a conflict
     assert tree_digest(tree) == digest
+    dry = invoke("revert", str(tree), "--dry-run")
+    assert f"conflict: {TRAIN}: lines " in dry.output
     forced = invoke("revert", str(tree), "--force")
     assert forced.exit_code == 0, forced.output
-    assert f"saved your version as {TASKS}.ultrapatch-backup" in forced.stdout
-    assert (tree / TASKS).read_bytes() == original
-    assert (tree / f"{TASKS}.ultrapatch-backup").read_text() == edited
+    assert f"merged {TASKS}: your changes kept" in forced.output
+    assert f"saved your version as {TRAIN}.ultrapatch-backup" in forced.stdout
+    assert (tree / TASKS).read_text() == mine + original_tasks  # ultrapatch's edits out, the user's line in
+    assert (tree / TRAIN).read_text() == original_train
+    assert "rect=True  # mine" in (tree / f"{TRAIN}.ultrapatch-backup").read_text()
+
+
+def test_uncommitted_changes_before_apply_survive_apply_and_revert(release_tree):
+    tree = release_tree("8.4.190")
+    mine = (tree / TASKS).read_text().replace("def parse_model(", "# mine: uncommitted\ndef parse_model(", 1)
+    (tree / TASKS).write_text(mine)
+    applied = invoke("apply", str(tree), "-b", "mobilenetv3")
+    assert applied.exit_code == 0, applied.output
+    assert f"note: {TASKS} had uncommitted changes: they are kept" in applied.output
+    assert "# mine: uncommitted\n" in (tree / TASKS).read_text()
+    reverted = invoke("revert", str(tree))
+    assert reverted.exit_code == 0, reverted.output
+    assert f"note: {TASKS} has uncommitted changes of yours; they are kept" in reverted.output
+    assert (tree / TASKS).read_text() == mine
+    assert git_status(tree) == f" M {TASKS}\n"
+
+
+def test_apply_commit_and_revert_add_commits(release_tree, monkeypatch):
+    tree = release_tree("8.4.190")
+    for key, value in {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@x"}.items():
+        monkeypatch.setenv(key, value)
+    repo = git.Repo(tree)
+    first = repo.head.commit.hexsha
+    applied = invoke("apply", str(tree), "-b", "mobilenetv2", "--commit")
+    assert applied.exit_code == 0, applied.output
+    assert git_status(tree) == "" and repo.head.commit.parents[0].hexsha == first
+    assert "mobilenetv2" in repo.head.commit.message and "8.4.190" in repo.head.commit.message
+    reverted = invoke("revert", str(tree))
+    assert reverted.exit_code == 0, reverted.output
+    assert "committed the reverse change" in reverted.output
+    assert [c.hexsha for c in repo.iter_commits()][2] == first  # history kept: the reverse is a new commit
+    assert repo.git.diff(first, "HEAD") == "" and git_status(tree) == ""
+
+
+def test_commit_refuses_what_it_would_sweep_in(release_tree, monkeypatch):
+    tree = release_tree("8.4.190")
+    (tree / TASKS).write_text((tree / TASKS).read_text() + "# mine\n")
+    digest = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "mobilenetv2", "--commit")
+    assert result.exit_code == 2
+    assert "needs a git identity" in result.output or "would also commit your uncommitted changes" in result.output
+    assert tree_digest(tree) == digest
+
+
+def test_a_concurrent_run_is_refused_and_a_stale_lock_taken_over(release_tree):
+    tree = release_tree("8.4.190")
+    lock = tree / ".ultrapatch" / "lock"
+    lock.parent.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "command": "apply"}))
+        refused = invoke("apply", str(tree), "-b", "mobilenetv2")
+        assert refused.exit_code == 2
+        assert f"another ultrapatch (apply, pid {holder.pid}" in refused.output
+        assert git_status(tree) == ""  # nothing written (.ultrapatch/ is excluded)
+    finally:
+        holder.kill()
+        holder.wait()
+    applied = invoke("apply", str(tree), "-b", "mobilenetv2")  # its process is gone: a stale lock
+    assert applied.exit_code == 0, applied.output
+    assert not lock.exists()
+
+
+def run_until_killed(tree: Path, step: int | str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, CRASH_AT: str(step)}
+    return subprocess.run([sys.executable, "-m", "patcher", *args, str(tree)], env=env, capture_output=True, text=True)
+
+
+def outside_state(tree: Path) -> dict[str, str]:
+    """The tree's digest without ultrapatch's own excluded folder (a killed run leaves its lock there)."""
+    return {rel: digest for rel, digest in tree_digest(tree).items() if not rel.startswith(".ultrapatch/")}
+
+
+def steps_of(tree: Path, *args: str) -> int:
+    """How many steps a run has (it runs, in counting mode)."""
+    done = run_until_killed(tree, "count", *args)
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.rsplit("ultrapatch steps: ", 1)[1])
+
+
+def test_a_run_killed_at_any_step_is_completed_by_the_next(release_tree):
+    """SIGKILL at 24 points spread over every write of an apply and of a revert (the process kills itself at the
+    N-th step: before and after each rename, each removal, the record, the journal). Right after, the tree is the
+    original, the patched tree, or has a journal; the next run always ends with the tree it was asked for."""
+    tree = release_tree("8.4.190")
+    original = tree_digest(tree)
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    patched, patched_files = tree_digest(tree), outside_state(tree)
+    assert invoke("revert", str(tree)).exit_code == 0
+    total = steps_of(tree, "apply", "-b", "mobilenetv2")
+    assert tree_digest(tree) == patched and total > 40  # 20 files, the journal, the record, the exclude line
+    assert invoke("revert", str(tree)).exit_code == 0
+    points = sorted({1, 2, 3, total - 1, total, *range(4, total, max(1, total // 20))})
+    assert len(points) >= 24
+    for step in points:  # apply killed, then apply again, or revert
+        assert run_until_killed(tree, step, "apply", "-b", "mobilenetv2").returncode == -signal.SIGKILL, step
+        journal = (tree / ".ultrapatch" / "journal.json").exists()
+        assert journal or outside_state(tree) in (original, patched_files), step  # the journal, or one of the two trees
+        if step % 2:
+            assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+            assert tree_digest(tree) == patched, step
+            assert invoke("revert", str(tree)).exit_code == 0
+        else:
+            result = invoke("revert", str(tree))
+            # killed before its journal: the tree is the original, and nothing was recorded to revert
+            assert result.exit_code == 0 or (not journal and "nothing recorded" in result.output), (step, result.output)
+        assert outside_state(tree) == original and git_status(tree) == "", step
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    total = steps_of(tree, "revert")
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    for step in sorted({1, 2, total - 1, total, *range(3, total, max(1, total // 6))}):  # revert killed, then again
+        assert run_until_killed(tree, step, "revert").returncode == -signal.SIGKILL, step
+        result = invoke("revert", str(tree))  # killed after its last file: nothing is left to revert
+        assert result.exit_code == 0 or "nothing recorded" in result.output, (step, result.output)
+        assert tree_digest(tree) == original, step
+        assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
 
 
 def test_a_created_file_the_user_changed_is_kept(release_tree):

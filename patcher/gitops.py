@@ -1,0 +1,65 @@
+"""What ultrapatch asks of git: which files have uncommitted changes, and one commit of its own files.
+
+ultrapatch never stashes, resets or checks out anything. A tree that is not in a git repository (an unpacked sdist)
+has no uncommitted changes to report and cannot take `--commit`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import git
+
+from patcher.errors import UltrapatchError
+
+
+def repository(root: Path) -> git.Repo | None:
+    try:
+        return git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+
+
+def _pathspecs(repo: git.Repo, root: Path, rels: list[str]) -> list[str]:
+    base = Path(repo.working_tree_dir).resolve()
+    return [(root.resolve() / rel).relative_to(base).as_posix() for rel in rels]
+
+
+def uncommitted(root: Path, rels: list[str]) -> list[str]:
+    """Those of `rels` (tree-relative) whose working copy differs from the last commit."""
+    repo = repository(root)
+    if repo is None or not rels:
+        return []
+    specs = dict(zip(_pathspecs(repo, root, rels), rels))
+    out = repo.git.status("--porcelain", "-z", "--untracked-files=all", "--", *specs)
+    changed = {entry[3:] for entry in out.split("\0") if len(entry) > 3}
+    return [rel for spec, rel in specs.items() if spec in changed]
+
+
+def check_can_commit(root: Path, rels: list[str]) -> None:
+    """Bad input, before anything is written, when `--commit` cannot make a commit of ultrapatch's files alone."""
+    repo = repository(root)
+    if repo is None:
+        raise UltrapatchError(f"--commit needs a git repository, and {root} is not in one; apply without --commit.")
+    try:
+        repo.git.var("GIT_AUTHOR_IDENT")
+    except git.GitCommandError as exc:
+        raise UltrapatchError(
+            "--commit needs a git identity: set it with `git config user.name ...` and `git config user.email ...`."
+        ) from exc
+    dirty = uncommitted(root, rels)
+    if dirty:
+        raise UltrapatchError(
+            f"--commit would also commit your uncommitted changes in {', '.join(dirty)}; commit or move them first, "
+            "or apply without --commit."
+        )
+
+
+def commit(root: Path, rels: list[str], message: str) -> str:
+    """Commit exactly `rels` (added, changed or removed), whatever else is staged; the new commit's hash."""
+    repo = repository(root)
+    assert repo is not None
+    specs = _pathspecs(repo, root, rels)
+    repo.git.add("-A", "--", *specs)
+    repo.git.commit("-q", "--no-verify", "-m", message, "--", *specs)
+    return repo.head.commit.hexsha
