@@ -253,6 +253,17 @@ def status(path: Path, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"Ultralytics {report['release']} at {report['root']}")
+    record = report["record"]
+    if record is None:
+        click.echo("record: none (ultrapatch has not applied anything here)")
+    else:
+        commit = f", committed as {record['commit'][:10]}" if record["commit"] else ""
+        click.echo(
+            f"record: {', '.join(record['backbones'])}; {len(record['edited'])} file(s) edited, "
+            f"{len(record['created'])} created{commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)"
+        )
+    if report["interrupted"]:
+        click.echo(f"interrupted: a {report['interrupted']} was killed; the next apply or revert completes it")
     width = max(len(e["name"]) for e in report["edits"])
     click.echo("edits:")
     for edit in report["edits"]:

@@ -12,7 +12,9 @@ from patcher import __version__
 from patcher.backbones import BACKBONES, Backbone
 from patcher.edits import EDITS, PER_BACKBONE
 from patcher.edits.base import Context, Status
+from patcher import state as records
 from patcher.planner import make_plan
+from patcher.transaction import pending
 from patcher.tree import Tree
 
 EDIT_STATE = {
@@ -43,10 +45,20 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     backbones = [(b, *backbone_state(tree, b)) for b in BACKBONES.values()]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
     plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values())))
+    record = records.load(tree.root)
     return {
         "release": tree.release_text,
         "root": str(tree.root),
         "ultrapatch": __version__,
+        "record": None
+        if record is None
+        else {
+            "backbones": record.backbones,
+            "edited": sorted(rel for rel, r in record.files.items() if r.original is not None),
+            "created": sorted(rel for rel, r in record.files.items() if r.original is None),
+            "commit": record.commit,
+        },
+        "interrupted": pending(tree.root),
         "edits": [
             {"name": r.edit.name, "target": r.edit.target, "state": EDIT_STATE[r.status], "detail": r.detail}
             for r in plan.reports
