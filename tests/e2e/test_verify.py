@@ -39,9 +39,9 @@ def test_report_format_and_every_check(release_tree):
     assert {"release", "python", "torch", "device", "models"} <= set(report)
     assert report["release"] == RELEASE and report["device"] == "cpu"
     assert [m["name"] for m in report["models"]] == [
-        "yolov8n-seg-MobileOne_s0.yaml",
         "yolo11n-MobileNetV3_small_n.yaml",
         "yolo11s-pose-MobileNetV3_large_n.yaml",  # a scale letter in --model picks that scale
+        "yolov8n-seg-MobileOne_s0.yaml",
     ]
     for model in report["models"]:
         assert {"name", "family", "task", "ok", "layers", "params", "gflops", "stock", "checks"} <= set(model)
@@ -49,7 +49,7 @@ def test_report_format_and_every_check(release_tree):
         assert model["gflops"] > 0 and model["stock"]["gflops"] > 0
         assert statuses(model) == {c: "pass" for c in ("build", "forward", "strides", "train", "checkpoint", "fuse")} | {"export": "skip"}
         assert "ULTRALYTICS_SAFE_LOAD=1" in model["checks"]["checkpoint"]["reason"]  # 8.4.100+: the safe loader too
-    seg, small, pose = report["models"]
+    small, pose, seg = report["models"]
     assert (seg["family"], seg["task"], seg["stock"]["name"]) == ("yolov8", "segment", "yolov8n-seg.yaml")
     assert (pose["family"], pose["task"], pose["stock"]["name"]) == ("yolo11", "pose", "yolo11s-pose.yaml")
     assert small["params"] < small["stock"]["params"]  # what the backbone saved, beside the stock model
