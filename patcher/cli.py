@@ -126,9 +126,11 @@ def apply(
         changed = [rel for rel, _old, _new in plan.changes]
         if commit:
             gitops.check_can_commit(tree.root, changed)
-        for rel in gitops.uncommitted(tree.root, changed):
-            click.echo(f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)")
         record = state.load(tree.root) or state.State(tree.release_text)
+        for rel in gitops.uncommitted(tree.root, changed):
+            ours = rel in record.files and state.sha256((tree.root / rel).read_bytes()) == record.files[rel].written
+            if not ours:  # changes of the user's, not those of an earlier apply
+                click.echo(f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)")
         for rel, old, new in plan.changes:
             record.record(tree.root, rel, None if old is None else old.encode("utf-8"), new.encode("utf-8"))
         record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
