@@ -111,6 +111,10 @@ def apply_seed_000_by_hand(tree: Path) -> None:
 def test_apply_adopts_a_hand_applied_tutorial(release_tree):
     tree = release_tree("8.3.0")
     apply_seed_000_by_hand(tree)
+    addmodules = tree / "ultralytics/nn/AddModules"
+    (addmodules / "MyBlock.py").write_text("import torch.nn as nn\n\n\nclass MyBlock(nn.Identity):\n    pass\n")
+    (addmodules / "__init__.py").write_text((addmodules / "__init__.py").read_text() + "from .MyBlock import *\n")
+    by_hand = tree_digest(tree)
     runner = CliRunner()
 
     result = runner.invoke(cli, ["apply", str(tree), "--backbone", "mobilenetv3"])
@@ -127,7 +131,7 @@ def test_apply_adopts_a_hand_applied_tutorial(release_tree):
     assert tasks.count("import *") == 1 and "from ultralytics.nn.AddModules import (" not in tasks
     assert tasks.count("hasattr(m, 'backbone')") == 1 and tasks.count('hasattr(m, "backbone")') == 2  # RT-DETR, World
     assert tasks.count("if isinstance(c2, list):") == 2  # the seed's construction, and our channel list
-    assert (tree / "ultralytics/nn/AddModules/__init__.py").read_text() == "from .MobileNetV3 import *\n"
+    assert (addmodules / "__init__.py").read_text() == "from .MobileNetV3 import *\nfrom .MyBlock import *\n"
 
     digest = tree_digest(tree)
     again = runner.invoke(cli, ["apply", str(tree), "--backbone", "mobilenetv3"])
@@ -139,3 +143,7 @@ def test_apply_adopts_a_hand_applied_tutorial(release_tree):
         assert "error" not in model, model.get("traceback")
         assert all(s == [8.0, 16.0, 32.0] for s in model["head_strides"].values())
         assert model["loss_finite"] and model["backbone_params_without_grad"] == 0
+
+    reverted = runner.invoke(cli, ["revert", str(tree)])  # the tutorial's edits and the user's module, as they were
+    assert reverted.exit_code == 0, reverted.output
+    assert tree_digest(tree) == by_hand

@@ -56,6 +56,14 @@ def test_report_format_and_every_check(release_tree):
     assert seg["fused_params"] < seg["params"]  # model.fuse() reparameterised MobileOne
 
 
+def test_export_to_onnx_matches_the_pytorch_model(release_tree):
+    pytest.importorskip("onnxruntime")  # the `export` extra, which `.[test]` installs
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    (model,) = verify_json(tree, "--model", SMALL, "--export", "onnx")["models"]
+    assert model["checks"]["export"] == {**model["checks"]["export"], "status": "pass", "reason": f"{SMALL}.onnx"}
+
+
 def test_a_missing_predict_once_edit_is_caught(release_tree):
     tree = release_tree(RELEASE)
     apply_all_but(tree, "predict-once")
