@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,6 +155,9 @@ def test_bad_input_is_a_sentence_and_exit_2(release_tree):
         (("--device", "gpu"), "give cpu or a CUDA device index"),
         (("--jobs", "0"), "--jobs"),
     ]
+    bare = tree.parent / "bare-venv"  # an interpreter without torch
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    cases.append((("--python", str(bare / "bin" / "python")), "cannot import torch"))
     import torch
 
     if not torch.cuda.is_available():
