@@ -20,7 +20,8 @@ from pathlib import Path
 
 
 def ultrapatch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "patcher", *args], capture_output=True, text=True)
+    # from a neutral folder: `-m` puts the working folder first on sys.path
+    return subprocess.run([sys.executable, "-m", "patcher", *args], capture_output=True, text=True, cwd=tempfile.gettempdir())
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ import tokenize
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from pathlib import Path
 
 from patcher.errors import UltrapatchError
 from patcher.tree import Version
@@ -22,14 +23,24 @@ ADDMODULES_DIR = "ultralytics/nn/AddModules"
 PLACEHOLDER = "BACKBONE"
 
 
+def _shipped(package: str, folder: str, file_name: str) -> str:
+    """A file of `package` as installed (patcher.modules, patcher.templates), or of the checkout's top-level
+    `folder` when ultrapatch runs from a source checkout without being installed."""
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parent.parent / folder
+    return (root / file_name).read_text(encoding="utf-8")
+
+
 def module_text(file_name: str) -> str:
     """The text of a shipped backbone file."""
-    return (resources.files("patcher.modules") / file_name).read_text(encoding="utf-8")
+    return _shipped("patcher.modules", "modules", file_name)
 
 
 def template_text(file_name: str) -> str:
     """The text of a shipped model template."""
-    return (resources.files("patcher.templates") / file_name).read_text(encoding="utf-8")
+    return _shipped("patcher.templates", "templates", file_name)
 
 
 def public_names(source: str) -> tuple[str, ...]:

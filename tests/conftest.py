@@ -81,6 +81,7 @@ def verify(tree: Path, *args: str, env: dict | None = None) -> subprocess.Comple
         capture_output=True,
         text=True,
         env={**os.environ, "YOLO_CONFIG_DIR": str(tree.parent / "yolo-config"), **(env or {})},
+        cwd=tree.parent,  # not the checkout: `-m` puts the working folder first on sys.path
         timeout=2400,
     )
 

@@ -172,7 +172,9 @@ def test_a_concurrent_run_is_refused_and_a_stale_lock_taken_over(release_tree):
 
 def run_until_killed(tree: Path, step: int | str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, CRASH_AT: str(step)}
-    return subprocess.run([sys.executable, "-m", "patcher", *args, str(tree)], env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "patcher", *args, str(tree)], env=env, capture_output=True, text=True, cwd=tree.parent
+    )
 
 
 def outside_state(tree: Path) -> dict[str, str]:
