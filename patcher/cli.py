@@ -101,9 +101,7 @@ def apply(
     tree = find_tree(path)
     _warn_if_untested(tree)
     if dry_run or check:
-        interrupted = transaction.pending(tree.root)
-        if interrupted:
-            click.echo(f"note: an interrupted {interrupted} will be completed by the next apply or revert", err=True)
+        _note_pending(tree)
         plan = make_plan(tree, EDITS, Context(tree.release, backbones))
         click.echo(_header(tree, backbones), err=True)  # the diff goes to stdout, alone, so that `git apply` reads it
         _echo_reports(plan, err=True)
@@ -160,6 +158,13 @@ def apply(
         _verify(tree, verifier.select_models(tree, backbones=list(backbones)), sys.executable, "cpu", None, False)
 
 
+def _note_pending(tree: Tree) -> None:
+    """A dry run leaves an interrupted run as it is, and says so."""
+    interrupted = transaction.pending(tree.root)
+    if interrupted:
+        click.echo(f"note: an interrupted {interrupted} will be completed by the next apply or revert", err=True)
+
+
 def _echo_recovered(tree: Tree) -> str | None:
     """Complete a run that was killed, and say so; its operation."""
     done = transaction.recover(tree.root)
@@ -178,8 +183,7 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
     """Take ultrapatch's edits out of the tree at PATH (all of them, or one backbone's), keeping yours."""
     tree = find_tree(path)
     if dry_run:
-        if transaction.pending(tree.root):
-            click.echo("note: an interrupted run will be completed by the next apply or revert", err=True)
+        _note_pending(tree)
         plan = plan_revert(tree, backbone_names)
         _echo_revert_notes(plan, err=True)
         click.echo(plan.diff(tree.root), nl=False)

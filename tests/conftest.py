@@ -61,14 +61,13 @@ def git_status(root: Path) -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True).stdout
 
 
-def run_probe(tree: Path, *models: str, build_only: bool = False, timeout: int = 2400) -> dict:
+def run_probe(tree: Path, *models: str, timeout: int = 2400) -> dict:
     """Build and run `models` (NAME:BUILDER) in a subprocess with `tree` first on sys.path; the probe's report."""
     import json
 
     env = {**os.environ, "YOLO_CONFIG_DIR": str(tree.parent / "yolo-config"), "YOLO_OFFLINE": "1"}
-    flags = ["--build-only"] if build_only else []
     result = subprocess.run(
-        [sys.executable, str(PROBE), *flags, str(tree), *models], capture_output=True, text=True, env=env, timeout=timeout
+        [sys.executable, str(PROBE), str(tree), *models], capture_output=True, text=True, env=env, timeout=timeout
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)

@@ -28,7 +28,6 @@ from patcher.tree import Tree
 
 RUNNER = Path(__file__).with_name("runner.py")
 CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "export")
-STATUSES = ("pass", "fail", "skip", "environment")
 
 
 @dataclass(frozen=True)

@@ -97,17 +97,18 @@ def forward_loop(exc: BaseException, tree: Path) -> str:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if inside(frame.filename, tree) and frame.filename.endswith("tasks.py") and frame.name in loops:
             owner = _class_of(frame.filename, frame.lineno)
-            name = f"{owner[0]}.{frame.name}" if owner else loops[frame.name]
+            name = f"{owner}.{frame.name}" if owner else loops[frame.name]
             return f"{name} (tasks.py:{frame.lineno})"
     return ""
 
 
-def _class_of(file: str, line: int) -> list[str]:
-    """The name of the class whose body holds `line` of `file`, as a one-item list (or an empty one)."""
+def _class_of(file: str, line: int) -> str | None:
+    """The name of the top-level class whose body holds `line` of `file`, if one does."""
     import ast
 
     tree = ast.parse(Path(file).read_text(encoding="utf-8"))
-    return [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    classes = (n for n in tree.body if isinstance(n, ast.ClassDef))
+    return next((n.name for n in classes if n.lineno <= line <= (n.end_lineno or n.lineno)), None)
 
 
 def explain(exc: BaseException, tree: Path, variant: str = "") -> str:

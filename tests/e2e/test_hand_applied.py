@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import run_probe, tree_digest
+from conftest import tree_digest, verify_json
 from patcher.cli import cli
 
 SEED_MODULE = Path(__file__).resolve().parent.parent / "seeds" / "seed000_MobileNetV3.py"
@@ -138,11 +138,13 @@ def test_apply_adopts_a_hand_applied_tutorial(release_tree):
     assert again.exit_code == 0 and "0 applied" in again.stdout
     assert tree_digest(tree) == digest
 
-    report = run_probe(tree, "yolo11n-MobileNetV3_small_n.yaml:YOLO", "rtdetr-l-MobileNetV3_small_n.yaml:RTDETR")
+    report = verify_json(tree, "--model", "yolo11n-MobileNetV3_small_n", "--model", "rtdetr-l-MobileNetV3_small_n")
+    assert len(report["models"]) == 2
     for model in report["models"]:
-        assert "error" not in model, model.get("traceback")
-        assert all(s == [8.0, 16.0, 32.0] for s in model["head_strides"].values())
-        assert model["loss_finite"] and model["backbone_params_without_grad"] == 0
+        checks = model["checks"]
+        assert checks["strides"]["status"] == "pass", checks  # the head receives 8, 16 and 32 at every size and mode
+        assert checks["train"]["status"] == "pass", checks  # finite loss, and every backbone parameter gets a gradient
+        assert model["ok"], checks
 
     reverted = runner.invoke(cli, ["revert", str(tree)])  # the tutorial's edits and the user's module, as they were
     assert reverted.exit_code == 0, reverted.output
