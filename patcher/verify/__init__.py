@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -143,34 +144,26 @@ class VerifyReport:
         }
 
 
-# Rough relative cost of verifying one model of a family, and of building and running its stock model once: what
-# the shards are balanced by.
-COST = {"yolov3": (6.0, 5.0), "rtdetr-l": (5.0, 3.0)}
-DEFAULT_COST = (1.0, 0.3)
+# Rough relative cost of verifying one model, by family and by scale: the heaviest models are handed out first, so
+# that no process is left with a long one at the end.
+FAMILY_COST = {"yolov3": 4.0, "rtdetr-l": 3.5}
+TASK_COST = {"classify": 0.6}
+SCALE_COST = {"n": 1.0, "s": 2.0, "m": 4.0, "b": 5.0, "l": 6.0, "x": 9.0}
+
+
+def cost(spec: ModelSpec) -> float:
+    scale = re.match(r"^yolo(?:v)?\d+([a-z])", spec.name)
+    return (
+        FAMILY_COST.get(spec.template.stem, 1.0)
+        * TASK_COST.get(spec.template.task, 1.0)
+        * SCALE_COST.get(scale.group(1) if scale else "n", 1.0)
+    )
 
 
 def default_jobs(device: str, models: int) -> int:
     """Parallel processes: one per core on the CPU (each with one thread, the small models scale badly across
     threads), at most four; one on a GPU."""
     return 1 if device != "cpu" else max(1, min(4, os.cpu_count() or 1, models))
-
-
-def shards(specs: list[ModelSpec], jobs: int) -> list[list[int]]:
-    """Split the models into `jobs` lists of indices, keeping those that share a stock model together (each process
-    builds a stock model once) and balancing the estimated cost, largest groups first."""
-    groups: dict[str, list[int]] = {}
-    for i, spec in enumerate(specs):
-        groups.setdefault(spec.stock, []).append(i)
-
-    def cost(group: list[int]) -> float:
-        each, stock = COST.get(specs[group[0]].template.stem, DEFAULT_COST)
-        return stock + each * len(group)
-
-    loads = [(0.0, k, []) for k in range(jobs)]
-    for group in sorted(groups.values(), key=cost, reverse=True):
-        load, k, members = min(loads)
-        loads[k] = (load + cost(group), k, members + group)
-    return [sorted(members) for _, _, members in loads if members]
 
 
 def run(
@@ -182,43 +175,45 @@ def run(
     jobs: int | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> VerifyReport:
-    """Run the checks on `specs` in `jobs` subprocesses of `python`; stop with a sentence when the fork is not what
-    it imports, the device is missing, or a process dies."""
-    jobs = jobs or default_jobs(device, len(specs))
-    parts = shards(specs, jobs)
-    threads = max(1, (os.cpu_count() or 1) // len(parts)) if device == "cpu" else 0
+    """Run the checks on `specs` in `jobs` subprocesses of `python`, each taking the next model (heaviest first) as it
+    finishes one; stop with a sentence when the fork is not what it imports, the device is missing, or a process
+    dies."""
+    jobs = min(jobs or default_jobs(device, len(specs)), len(specs))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else 0
     env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
+    waiting = deque(sorted(range(len(specs)), key=lambda i: -cost(specs[i])))
+    running: list[deque] = [deque() for _ in range(jobs)]  # per process, the models it was handed and not reported
     events: queue.Queue = queue.Queue()
     results: dict[int, dict] = {}
     environment: dict = {}
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as scratch:
+        spec_file = Path(scratch) / "spec.json"
+        spec_file.write_text(
+            json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads}), encoding="utf-8"
+        )
         processes, logs = [], []
-        for k, part in enumerate(parts):
-            spec_file = Path(scratch) / f"spec-{k}.json"
-            models = [specs[i].to_json() for i in part]
-            spec_file.write_text(
-                json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads, "models": models}),
-                encoding="utf-8",
-            )
+        for k in range(jobs):
             logs.append(Path(tempfile.gettempdir()) / ("ultrapatch-verify.log" if k == 0 else f"ultrapatch-verify-{k + 1}.log"))
             with open(logs[-1], "w", encoding="utf-8") as log:
                 process = subprocess.Popen(
-                    [python, str(RUNNER), str(spec_file)], stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=scratch
-                )
+                    [python, str(RUNNER), str(spec_file)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=scratch,
+                )  # fmt: skip
             processes.append(process)
             threading.Thread(target=_pump, args=(k, process, events), daemon=True).start()
+            _hand_out(process, waiting, running[k], specs)
         try:
-            running, seen = len(processes), [0] * len(parts)
-            while running:
+            alive = len(processes)
+            while alive:
                 k, event = events.get()
                 if event is None:
-                    running -= 1
+                    alive -= 1
                     continue
                 kind = event.pop("event")
                 if kind == "environment" and not environment:
                     environment = event
                     progress(
-                        f"verifying {len(specs)} model(s) in {len(parts)} process(es) with {event['executable']} "
+                        f"verifying {len(specs)} model(s) in {jobs} process(es) with {event['executable']} "
                         f"(Python {event['python']}, torch {event['torch']}, Ultralytics {event['release']}, "
                         f"device {device})"
                     )
@@ -227,22 +222,36 @@ def run(
                 elif kind == "error":
                     raise UltrapatchError(event["message"] + ".")
                 elif kind == "model":
-                    results[parts[k][seen[k]]] = event
-                    seen[k] += 1
+                    results[running[k].popleft()] = event
                     progress(_progress_line(len(results), len(specs), event))
+                    _hand_out(processes[k], waiting, running[k], specs)
         finally:
             for process in processes:
                 if process.poll() is None:
                     process.kill()
                 process.wait()
         for k, process in enumerate(processes):
-            if seen[k] != len(parts[k]):
+            if running[k]:
                 tail = logs[k].read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
                 raise UltrapatchError(
-                    f"a verification process in {python} stopped (exit {process.returncode}) after {seen[k]} of "
-                    f"{len(parts[k])} model(s); the last lines of its log ({logs[k]}):\n  " + "\n  ".join(tail)
+                    f"a verification process in {python} stopped (exit {process.returncode}) while verifying "
+                    f"{specs[running[k][0]].name}; the last lines of its log ({logs[k]}):\n  " + "\n  ".join(tail)
                 )
     return VerifyReport(environment, [results[i] for i in range(len(specs))])
+
+
+def _hand_out(process: subprocess.Popen, waiting: deque, running: deque, specs: list[ModelSpec]) -> None:
+    """Give a process its next model, or end its input when there is none."""
+    assert process.stdin is not None
+    try:
+        if waiting:
+            running.append(waiting.popleft())
+            process.stdin.write(json.dumps(specs[running[-1]].to_json()) + "\n")
+            process.stdin.flush()
+        else:
+            process.stdin.close()
+    except (BrokenPipeError, OSError):  # the process is gone: its log tells why, once its events end
+        pass
 
 
 def _pump(k: int, process: subprocess.Popen, events: queue.Queue) -> None:

@@ -1,11 +1,12 @@
 """The checks of `ultrapatch verify`, run as a script in the fork's own interpreter.
 
-    python runner.py SPEC.json
+    python runner.py SPEC.json < MODELS
 
-SPEC names the tree, the device, whether to export, and the models (with their family's stock model). The script
-needs only the standard library, torch and the fork. It prints one JSON event per line on its real stdout (the fork's
-own logging goes to stderr): `environment` first, then `shadowed` and nothing more when another installation of
-ultralytics is what this interpreter imports, or one `model` event per model as each one finishes.
+SPEC names the tree, the device, whether to export and the threads; MODELS has one JSON model spec a line (the YAML
+name, its family's stock model, ...), which the caller writes as earlier models finish. The script needs only the
+standard library, torch and the fork. It prints one JSON event per line on its real stdout (the fork's own logging
+goes to stderr): `environment` first, then `shadowed` and nothing more when another installation of ultralytics is
+what this interpreter imports, or one `model` event per model as each one finishes, and `done` at the end of input.
 
 Every check passes, fails with a reason, or is skipped with a reason. A failed check is repeated on the family's stock
 model (built from the fork's own YAML at the same scale): if the stock model fails it too, the failure belongs to the
@@ -14,6 +15,8 @@ environment, not to the patch, and the reason names the cause where it is a know
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import io
 import json
@@ -30,7 +33,9 @@ from pathlib import Path
 from probe import SIZES, head_inputs, synthetic_batch
 
 CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "export")
-TRAIN_SIZE = (320, 320)  # the train step's images: the loss does not need 640, the forward check covers it
+TRAIN_SIZE = (160, 160)  # the train step's images: the loss does not need 640, the forward check covers it
+COMPARE_SIZE = (320, 256)  # the image whose outputs the checkpoint and fuse checks compare: any size shows a change
+STOCK_SIZE = (640, 480)  # the size at which the stock model's output shapes are the yardstick
 PREREQUISITES = {"export": ("checkpoint",)}  # a check that works on what an earlier one made
 REL_TOL = {"checkpoint": 1e-4, "fuse": 1e-3, "export": 1e-3}
 
@@ -41,6 +46,31 @@ class CheckFailed(Exception):
 
 class Skipped(Exception):
     """A check that does not apply here, with the reason."""
+
+
+def on_meta(torch, build: bool):
+    """A context for measuring a model without arithmetic, on torch's `meta` device (shapes, no data).
+
+    With `build`, the tensors the fork's constructors create without a device (parameters, buffers, the stride probe's
+    image) are made on the meta device; `torch.tensor` stays on the CPU, since the fork turns such tensors into
+    numbers (the strides it learns, the head's bias priors). Batch norm of a meta tensor returns its shape at once:
+    torch's generic meta version of it is slow."""
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    factories = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.arange, torch.linspace}
+    batch_norms = {F.batch_norm, torch.batch_norm}
+
+    class OnMeta(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in batch_norms and getattr(args[0], "is_meta", False):
+                return torch.empty_like(args[0])
+            if build and func in factories and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    return OnMeta()
 
 
 def inside(path: str | os.PathLike | None, root: Path) -> bool:
@@ -161,7 +191,9 @@ class Session:
         wrapper = getattr(self.ultralytics, builder)(name)
         return wrapper, wrapper.model.to(self.device)
 
-    def image(self, h: int, w: int, n: int = 1):
+    def image(self, h: int, w: int, n: int = 1, device=None):
+        if str(device) == "meta":
+            return self.torch.empty(n, 3, h, w, device="meta")
         return self.torch.rand(n, 3, h, w, generator=self.torch.Generator().manual_seed(h * 7 + w)).to(self.device)
 
     def to_device(self, batch: dict) -> dict:
@@ -174,31 +206,35 @@ class Session:
         model.args = get_cfg()
         model.nc = model.yaml["nc"]
 
-    def train_forward(self, model, builder: str, task: str, h: int, w: int):
+    def train_forward(self, model, builder: str, task: str, h: int, w: int, device=None):
         """A training-mode forward: RT-DETR's needs targets, so its forward is its loss."""
         if builder == "RTDETR":
             batch = self.to_device(synthetic_batch(self.torch, task, (h, w), images=1))
             return lambda: model.loss(batch)
-        image = self.image(h, w)
+        image = self.image(h, w, device=device)
         return lambda: model(image)
 
-    def observe(self, model, builder: str, task: str, sizes=SIZES) -> dict:
-        """Output shapes and the strides of the maps the head receives, at every size, in eval and train mode."""
+    def observe(self, model, builder: str, task: str, sizes=SIZES, train: bool = True) -> dict:
+        """Output shapes and the strides of the maps the head receives, at every size, in eval and (unless `train` is
+        false) train mode."""
         torch = self.torch
+        device = next(model.parameters()).device
         seen = {"stride": [float(s) for s in getattr(model, "stride", [])], "shapes": {}, "head_strides": {}}
         model.eval()
         with torch.no_grad():
             for h, w in sizes:
-                image = self.image(h, w)
+                image = self.image(h, w, device=device)
                 out = []
                 maps = head_inputs(model, lambda: out.append(model(image)))
                 seen["shapes"][f"eval {h}x{w}"] = shapes(out[0])
                 seen["head_strides"][f"eval {h}x{w}"] = [h / f.shape[-2] for f in maps]
+        if not train:
+            return seen
         model.train()
         self.prepare_training(model)
         for h, w in sizes:
             out = []
-            run = self.train_forward(model, builder, task, h, w)
+            run = self.train_forward(model, builder, task, h, w, device)
             maps = head_inputs(model, lambda: out.append(run()))
             if builder != "RTDETR":  # RT-DETR's training forward returns its loss, not its predictions
                 seen["shapes"][f"train {h}x{w}"] = shapes(out[0])
@@ -300,7 +336,7 @@ class Session:
         path.write_bytes(buffer.getvalue())
         facts["checkpoint"] = str(path)
         reference = ema.half().float().eval()
-        image = self.image(640, 480)
+        image = self.image(*COMPARE_SIZE)
         loaded = getattr(self.ultralytics, spec["builder"])(str(path)).model.to(self.device).eval()
         with torch.no_grad():
             error = relative_error(reference(image), loaded(image))
@@ -328,7 +364,7 @@ class Session:
     def check_fuse(self, model, spec: dict, facts: dict) -> str:
         torch = self.torch
         model.eval()
-        image = self.image(640, 480)
+        image = self.image(*COMPARE_SIZE)
         with torch.no_grad():
             out = []
             before = head_inputs(model, lambda: out.append(model(image)))
@@ -376,13 +412,19 @@ class Session:
         return Path(onnx_file).name
 
     # -- stock models: the control ----------------------------------------------------------------------------------
-    def build_stock(self, spec: dict):
-        """The family's stock model from the fork's own YAML, with the class count of the model it is compared with."""
-        _, model = self.build(spec["stock"], spec["builder"])
-        nc = spec.get("nc")
-        if nc is not None and model.yaml.get("nc") != nc:  # e.g. yolov8-pose.yaml has nc: 1
-            model = type(model)(deepcopy(model.yaml), nc=nc, verbose=False).to(self.device)
-        return model
+    def build_stock(self, spec: dict, meta: bool = False):
+        """The family's stock model from the fork's own YAML, with the class count of the model it is compared with;
+        on the meta device (no data, no arithmetic) when only its size and shapes are wanted."""
+        # Import the fork's modules outside the meta context: the class-level tensors they create at import time
+        # (Detect.anchors = torch.empty(0)) would otherwise be meta tensors in every model built afterwards.
+        builder = getattr(self.ultralytics, spec["builder"])
+        importlib.import_module("ultralytics.nn.tasks")
+        with on_meta(self.torch, build=True) if meta else contextlib.nullcontext():
+            model = builder(spec["stock"]).model
+            nc = spec.get("nc")
+            if nc is not None and model.yaml.get("nc") != nc:  # e.g. yolov8-pose.yaml has nc: 1
+                model = type(model)(deepcopy(model.yaml), nc=nc, verbose=False)
+        return model if meta else model.to(self.device)
 
     def stock_of(self, spec: dict) -> dict:
         return self.stock.get(f"{spec['stock']} nc={spec.get('nc')}", {})
@@ -392,19 +434,28 @@ class Session:
         key = f"{spec['stock']} nc={spec.get('nc')}"
         if key not in self.stock:
             info: dict = {"name": spec["stock"]}
-            try:
-                model = self.build_stock(spec)
-                facts: dict = {}
+            try:  # on the meta device: a yardstick of shapes needs no arithmetic (Darknet-53 is ~280 GFLOPs a pass)
+                info.update(self.measure_stock(spec, meta=True))
+            except Exception:  # noqa: BLE001 - an operation the meta device lacks: measure it for real
                 try:
-                    self.check_build(model, spec, facts)
-                except CheckFailed:
-                    pass
-                info.update({k: facts.get(k) for k in ("layers", "params", "gflops")})
-                info["observed"] = self.observe(model, spec["builder"], spec["task"], sizes=[(640, 480)])
-            except Exception as exc:  # noqa: BLE001 - a stock model that will not build is reported, not raised
-                info["error"] = explain(exc, self.tree)
+                    info.update(self.measure_stock(spec, meta=False))
+                except Exception as exc:  # noqa: BLE001 - a stock model that will not build is reported, not raised
+                    info["error"] = explain(exc, self.tree)
             self.stock[key] = info
         return self.stock[key]
+
+    def measure_stock(self, spec: dict, meta: bool) -> dict:
+        """The stock model's layers, parameters, GFLOPs, stride, and output shapes at STOCK_SIZE in eval and train mode
+        (RT-DETR's training forward is its loss: eval only)."""
+        model = self.build_stock(spec, meta=meta)
+        facts: dict = {}
+        with on_meta(self.torch, build=False) if meta else contextlib.nullcontext():
+            try:
+                self.check_build(model, spec, facts)
+            except CheckFailed:
+                pass
+            observed = self.observe(model, spec["builder"], spec["task"], sizes=[STOCK_SIZE], train=spec["builder"] != "RTDETR")
+        return {**{k: facts.get(k) for k in ("layers", "params", "gflops")}, "observed": observed}
 
     def stock_verdict(self, spec: dict, check: str) -> tuple[str, str]:
         """Run one check on a fresh stock model: ('pass', '') or ('fail', reason)."""
@@ -552,8 +603,9 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as work:
         os.chdir(work)  # anything the fork writes (exports, settings of a run) lands here, not in the user's folder
         session = Session(tree, spec["device"], spec.get("export"), Path(work))
-        for model in spec["models"]:
-            emit(event="model", **session.verify(model))
+        for line in sys.stdin:  # one model a line, handed out as earlier ones finish; the end of input ends the run
+            if line.strip():
+                emit(event="model", **session.verify(json.loads(line)))
     emit(event="done")
     return 0
 

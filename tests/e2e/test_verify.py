@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +58,43 @@ def test_report_format_and_every_check(release_tree):
     assert (pose["family"], pose["task"], pose["stock"]["name"]) == ("yolo11", "pose", "yolo11s-pose.yaml")
     assert small["params"] < small["stock"]["params"]  # what the backbone saved, beside the stock model
     assert seg["fused_params"] < seg["params"]  # model.fuse() reparameterised MobileOne
+
+
+MEASURE_STOCK = """
+import json, os, sys
+from pathlib import Path
+report = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # the fork logs to stdout
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import runner
+session = runner.Session(Path(sys.argv[2]), "cpu", None, Path("."))
+for stock, builder, task, nc in json.loads(sys.argv[3]):
+    spec = {"stock": stock, "builder": builder, "task": task, "nc": nc}
+    meta = session.measure_stock(spec, meta=True)  # first: a real build after it must not meet a meta tensor
+    print(json.dumps([stock, meta, session.measure_stock(spec, meta=False)]), file=report)
+"""
+
+
+@pytest.mark.parametrize("version", ["8.1.47", RELEASE])
+def test_the_stock_yardstick_measured_on_the_meta_device_is_the_real_one(version):
+    """verify measures the stock models without arithmetic (torch's meta device): their layers, parameters, GFLOPs,
+    stride and output shapes must be what a real build and forward give, and the real build after it must work."""
+    stocks = [("yolov8n.yaml", "YOLO", "detect", 80), ("yolov8n-pose.yaml", "YOLO", "pose", 80),
+              ("yolov8n-cls.yaml", "YOLO", "classify", 1000), ("rtdetr-l.yaml", "RTDETR", "detect", 80)]  # fmt: skip
+    if version == RELEASE:
+        stocks += [("yolo11n-seg.yaml", "YOLO", "segment", 80), ("yolo26n.yaml", "YOLO", "detect", 80)]
+    tree = pristine_tree(version)
+    runner_dir = Path(__file__).resolve().parents[2] / "patcher" / "verify"
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE_STOCK, str(runner_dir), str(tree), json.dumps(stocks)],
+        capture_output=True, text=True, cwd=tree.parent, env={**os.environ, "YOLO_OFFLINE": "1"}, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row[0] for row in rows] == [s[0] for s in stocks]
+    for stock, meta, real in rows:
+        assert meta == real, stock
+        assert real["gflops"] > 0 and real["observed"]["shapes"]["eval 640x480"], stock
 
 
 def test_export_to_onnx_matches_the_pytorch_model(release_tree):
