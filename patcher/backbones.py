@@ -136,7 +136,6 @@ class Backbone:
     module_file: str
     tutorial_fingerprints: frozenset[str] = frozenset()
     summary: str = ""
-    tutorial_family: str = ""  # the template stem its tutorial pairs it with
 
     @cached_property
     def source(self) -> str:
@@ -173,26 +172,22 @@ BACKBONES = {
             module_file="MobileNetV3.py",
             tutorial_fingerprints=frozenset({"050fffdc7c510d8b"}),
             summary="MobileNetV3 small/large at widths n, s, m (YOLO11 + MobileNetV3 tutorial)",
-            tutorial_family="yolo11",
         ),
         Backbone(
             name="mobilenetv2",
             module_file="MobileNetV2.py",
             tutorial_fingerprints=frozenset({"05c02f2cd2a38e27"}),
             summary="MobileNetV2 (RT-DETR + MobileNetV2 tutorial)",
-            tutorial_family="rtdetr-l",
         ),
         Backbone(
             name="mobileone",
             module_file="MobileOne.py",
             summary="MobileOne s0-s4, reparameterised by model.fuse() (YOLOv8 + MobileOne tutorial)",
-            tutorial_family="yolov8",
         ),
         Backbone(
             name="mobilenetv2-tv",
             module_file="MobileNetV2_tv.py",
             summary="MobileNetV2 in torchvision's layout: width_mult, local ImageNet weights (YOLOv3 + MobileNetV2 tutorial)",
-            tutorial_family="yolov3",
         ),
     )
 }
