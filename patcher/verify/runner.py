@@ -10,7 +10,8 @@ what this interpreter imports, or one `model` event per model as each one finish
 
 Every check passes, fails with a reason, or is skipped with a reason. A failed check is repeated on the family's stock
 model (built from the fork's own YAML at the same scale): if the stock model fails it too, the failure belongs to the
-environment, not to the patch, and the reason names the cause where it is a known one.
+environment, not to the patch, and the reason names the cause where it is a known one. One such cause is a known
+limit rather than a fault, and skips its check: a release whose loader can load no checkpoint under this torch.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ COMPARE_SIZE = (320, 256)  # the image whose outputs the checkpoint and fuse che
 STOCK_SIZE = (640, 480)  # the size at which the stock model's output shapes are the yardstick
 PREREQUISITES = {"export": ("checkpoint",)}  # a check that works on what an earlier one made
 REL_TOL = {"checkpoint": 1e-4, "fuse": 1e-3, "export": 1e-3}
+NO_CHECKPOINT_LOADS = "no .pt file loads here, stock or patched"  # a release's loader that torch >= 2.6 defeats
 
 
 class CheckFailed(Exception):
@@ -164,7 +166,7 @@ def explain(exc: BaseException, tree: Path, variant: str = "") -> str:
 
         return (
             f"torch {torch.__version__} loads checkpoints with weights_only=True, and this release's loader does not "
-            f"ask for full checkpoints: no .pt file loads here, stock or patched (torch < 2.6 can){where(exc, tree)}"
+            f"ask for full checkpoints: {NO_CHECKPOINT_LOADS} (torch < 2.6 can){where(exc, tree)}"
         )
     first_line = text.splitlines()[0] if text else type(exc).__name__
     return f"{first_line[:300]}{where(exc, tree)}"
@@ -255,7 +257,7 @@ class Session:
                     model.eval()(self.image(640, 640))
             except Exception as exc:  # noqa: BLE001 - the reason is the report
                 raise CheckFailed(f"GFLOPs is 0 because the model's forward fails: {explain(exc, self.tree)}") from exc
-            raise CheckFailed("GFLOPs is 0: the fork's get_flops cannot profile the model (is thop installed?)")
+            raise CheckFailed(f"GFLOPs is 0: the fork's get_flops cannot profile the model{_thop_missing()}")
         return ""
 
     def check_forward(self, model, spec: dict, facts: dict) -> str:
@@ -500,8 +502,9 @@ class Session:
             t = time.perf_counter()
             if check == "build":
                 status, reason = self.run_check(check, spec, facts, lambda: self.build(spec["name"], spec["builder"]))
-                if status == "pass":
-                    model = facts.pop("model")
+                built = facts.pop("model", None)
+                model = built if status != "fail" else None  # "environment" goes on: the stock model fails it too
+                if model is not None:
                     spec = {**spec, "nc": model.yaml.get("nc")}
                 t_stock = time.perf_counter()
                 stock = self.stock_baseline(spec)  # after the build: the stock model gets the same class count
@@ -533,8 +536,9 @@ class Session:
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
             reason = explain(exc, self.tree, spec["variant"])
-        facts.pop("model", None)
         stock_status, stock_reason = self.stock_control(spec, check)
+        if stock_status == "fail" and check == "checkpoint" and NO_CHECKPOINT_LOADS in stock_reason:
+            return "skip", stock_reason  # this release cannot load any checkpoint under this torch: nothing to prove
         if stock_status == "fail":
             return "environment", f"the stock {spec['stock']} fails this check too: {stock_reason}"
         return "fail", reason
@@ -547,8 +551,17 @@ class Session:
         if "error" in stock:
             return "fail", stock["error"]
         if check == "build" and not stock.get("gflops"):
-            return "fail", "its GFLOPs are 0 as well: the fork's get_flops cannot profile (is thop installed?)"
+            return "fail", f"the stock model's GFLOPs are 0 too: the fork's get_flops profiles no model here{_thop_missing()}"
         return "pass", ""
+
+
+def _thop_missing() -> str:
+    """', because ...' when thop, which the fork's get_flops counts with, cannot be imported; else ''."""
+    try:
+        import thop  # noqa: F401
+    except ImportError:
+        return f", because {sys.executable} cannot import thop (pip install ultralytics-thop)"
+    return ""
 
 
 def _fmt(values) -> str:

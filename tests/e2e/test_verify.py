@@ -162,19 +162,39 @@ def test_a_shadowing_installation_stops_verify(release_tree):
     assert tree_digest(tree) == before
 
 
-def test_apply_then_verify_and_a_stock_failure_is_environment(release_tree):
+def test_apply_then_verify_skips_the_checkpoint_where_no_checkpoint_loads(release_tree):
     """8.1.47 loads checkpoints with torch.load's default, which torch >= 2.6 makes weights_only=True: no .pt file
-    loads, stock or patched. verify says "environment", not "patch", names the cause, and passes."""
+    loads, stock or patched. The checkpoint check is skipped with that reason (the stock model shows it), and the
+    run passes."""
     tree = release_tree("8.1.47")
     result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2", "--verify"])
     assert result.exit_code == 0, result.output
     assert "wrote 14 file(s)" in result.output  # the apply, then the verify
     rows = [line.split() for line in result.output.splitlines() if line.startswith(("yolov", "rtdetr"))]
     assert {row[0] for row in rows} >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
-    assert all(row[1:8] == ["ok", "ok", "ok", "ok", "env", "ok", "skip"] for row in rows), rows
-    assert "environment (the stock model fails the same check" in result.output
+    assert all(row[1:8] == ["ok", "ok", "ok", "ok", "skip", "ok", "skip"] for row in rows), rows
+    assert "checkpoint (7 models): torch" in result.output
     assert "weights_only=True, and this release's loader does not ask for full checkpoints" in result.output
     assert "7 of 7 model(s) pass" in result.output
+
+
+def test_a_check_the_stock_model_fails_too_is_environment(release_tree, tmp_path):
+    """An interpreter without thop (ultralytics-thop): the fork's get_flops says 0 GFLOPs for every model, stock or
+    patched. The build check says "environment", names the cause, the other checks still run, and verify passes."""
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    site = tmp_path / "without-thop"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\n\nsys.modules['thop'] = None  # `import thop` fails\n")
+    result = verify(tree, "--model", SMALL, env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith(SMALL))
+    assert row[1:8] == ["env", "ok", "ok", "ok", "ok", "ok", "skip"], row
+    assert "environment (the stock model fails the same check, so the patch is not the cause):" in result.stdout
+    assert (
+        "  build (1 model): the stock model's GFLOPs are 0 too: the fork's get_flops profiles no model here, because "
+        f"{sys.executable} cannot import thop (pip install ultralytics-thop)"
+    ) in result.stdout
 
 
 def test_bad_input_is_a_sentence_and_exit_2(release_tree):
