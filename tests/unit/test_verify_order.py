@@ -1,0 +1,34 @@
+"""verify hands out the models heaviest first, so that no process is left with a long one at the end."""
+
+from __future__ import annotations
+
+from patcher.backbones import TEMPLATES
+from patcher.verify import ModelSpec, cost, scaled_name, scales_of
+
+
+def spec(template: str, scale: str | None) -> ModelSpec:
+    t = TEMPLATES[template]
+    name = f"{scaled_name(t.stem, scale) if scale else t.stem}-MobileNetV2.yaml"
+    return ModelSpec(f"cfg/{name}", name, t, "MobileNetV2", "stock.yaml")
+
+
+def test_heaviest_first():
+    specs = [spec("yolov8-classify", "n"), spec("yolo11-detect", "n"), spec("yolov3-detect", None),
+             spec("rtdetr-l-detect", None), spec("yolo11-detect", "x"), spec("yolov8-segment", "s")]  # fmt: skip
+    order = [s.name for s in sorted(specs, key=lambda s: -cost(s))]
+    assert order == [
+        "yolo11x-MobileNetV2.yaml",  # the x scale of a small family outweighs YOLOv3 at its one scale
+        "yolov3-MobileNetV2.yaml",
+        "rtdetr-l-MobileNetV2.yaml",
+        "yolov8s-seg-MobileNetV2.yaml",
+        "yolo11n-MobileNetV2.yaml",
+        "yolov8n-cls-MobileNetV2.yaml",
+    ]
+
+
+def test_scales_and_scaled_names():
+    text = "nc: 80\nscales:\n  n: [0.50, 0.25, 1024]\n  s: [0.50, 0.50, 1024]\nbackbone:\n  - [-1, 1, X, []]\n"
+    assert scales_of(text) == ["n", "s"]
+    assert scales_of("nc: 80\nbackbone: []\n") == []
+    assert scaled_name("yolo11-seg-MobileNetV2.yaml", "s") == "yolo11s-seg-MobileNetV2.yaml"
+    assert scaled_name("yolov8-MobileOne_s0.yaml", "n") == "yolov8n-MobileOne_s0.yaml"
