@@ -66,8 +66,9 @@ def on_meta(torch, build: bool):
     class OnMeta(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if func in batch_norms and getattr(args[0], "is_meta", False):
-                return torch.empty_like(args[0])
+            first = args[0] if args else kwargs.get("input")
+            if func in batch_norms and getattr(first, "is_meta", False):
+                return torch.empty_like(first)
             if build and func in factories and kwargs.get("device") is None:
                 kwargs["device"] = "meta"
             return func(*args, **kwargs)
