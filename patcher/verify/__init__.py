@@ -59,9 +59,12 @@ def scales_of(text: str) -> list[str]:
     return re.findall(r"^[ \t]+([a-z]):", block.group(1), re.M) if block else []
 
 
+VERSION = r"^(yolo(?:v)?\d+)"  # the family's version at the start of a YOLO file name; the scale letter follows it
+
+
 def scaled_name(file_name: str, scale: str) -> str:
     """`yolo11-seg-X.yaml` at scale n is `yolo11n-seg-X.yaml`: Ultralytics reads the letter after the version."""
-    return re.sub(r"^(yolo(?:v)?\d+)", rf"\g<1>{scale}", file_name, count=1)
+    return re.sub(VERSION, rf"\g<1>{scale}", file_name, count=1)
 
 
 def _stock(template: Template, scale: str | None) -> str:
@@ -152,11 +155,11 @@ SCALE_COST = {"n": 1.0, "s": 2.0, "m": 4.0, "b": 5.0, "l": 6.0, "x": 9.0}
 
 
 def cost(spec: ModelSpec) -> float:
-    scale = re.match(r"^yolo(?:v)?\d+([a-z])", spec.name)
+    scale = re.match(VERSION + "([a-z])", spec.name)
     return (
         FAMILY_COST.get(spec.template.stem, 1.0)
         * TASK_COST.get(spec.template.task, 1.0)
-        * SCALE_COST.get(scale.group(1) if scale else "n", 1.0)
+        * SCALE_COST.get(scale.group(2) if scale else "n", 1.0)
     )
 
 

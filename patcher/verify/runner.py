@@ -529,6 +529,7 @@ class Session:
             model = get_model()
             if check == "build":
                 facts["model"] = model = model[1]
+                spec = {**spec, "nc": model.yaml.get("nc")}  # the stock control is built with the same class count
             reason = getattr(self, f"check_{check}")(model, spec, facts)
             return "pass", reason
         except Skipped as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from patcher.edits import EDITS
 from patcher.edits.base import Context
 from patcher.planner import Plan, make_plan
 from patcher.tree import find_tree, parse_version
+from patcher.verify import scaled_name
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE_GOLDEN = os.environ.get("ULTRAPATCH_UPDATE_GOLDEN") == "1"
@@ -47,7 +47,7 @@ def models_for(version: str) -> dict[str, str]:
         variant = backbone.variants[position % len(backbone.variants)]
         for template, installed, _path in backbone.yamls(release):
             if full or installed == variant:
-                scaled = template.stem if template.stem == "yolov3" else re.sub(r"^(yolov?\d+)", r"\1n", template.stem)
+                scaled = template.stem if template.stem == "yolov3" else scaled_name(template.stem, "n")
                 models[f"{scaled}-{installed}.yaml:{template.builder}"] = installed
     return models
 
