@@ -1,5 +1,5 @@
 """Build models in a fork's own interpreter and print one JSON report on stdout; and the helpers `runner.py`
-(verify's checks) shares: the maps a head receives, synthetic training batches.
+(verify's checks) shares: the maps a head receives, synthetic training batches and validation sets.
 
 Run as a script, never imported by ultrapatch itself: it needs only the standard library, torch and the fork, so it
 works under any interpreter the user points at. The fork goes first on `sys.path`.
@@ -69,6 +69,48 @@ def synthetic_batch(torch, task: str, size: tuple[int, int], boxes_per_image: in
             masks[k // boxes_per_image, y0:y1, x0:x1] = k % boxes_per_image + 1
         batch["masks"] = masks
     return batch
+
+
+# A validation set: a landscape and a portrait image (H x W), so detection validation runs two rectangular batches.
+VAL_IMAGES = ((256, 320), (320, 256))
+# One object per image as the task's label line (normalised): a box, a polygon, a box with keypoints, four corners.
+VAL_LABELS = {
+    "detect": "0 0.5 0.5 0.6 0.6",
+    "segment": "0 0.2 0.2 0.8 0.2 0.8 0.8 0.2 0.8",
+    "obb": "0 0.2 0.3 0.8 0.2 0.8 0.7 0.2 0.8",
+}
+
+
+def synthetic_dataset(root: Path, task: str, kpt_shape=None) -> str:
+    """Write a two-image validation set for `task` under `root` in the layout the fork's loaders read, and return
+    what its `val(data=...)` takes: a data YAML, or for classification the dataset folder (train/ and val/, one
+    class folder each). `kpt_shape` is the pose model's (keypoints, 2 or 3)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = [(rng.random((h, w, 3)) * 255).astype(np.uint8) for h, w in VAL_IMAGES]
+    if task == "classify":
+        for split in ("train", "val"):
+            for k, image in enumerate(images):
+                folder = root / split / f"class{k}"
+                folder.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / "0.jpg"), image)
+        return str(root)
+    label = VAL_LABELS.get(task, VAL_LABELS["detect"])
+    lines = ["path: " + json.dumps(str(root)), "train: images", "val: images", "names:", "  0: object"]
+    if task == "pose":
+        points, dims = kpt_shape or (17, 3)
+        kpts = rng.random((points, 2)) * 0.5 + 0.25
+        label += "".join(f" {x:.4f} {y:.4f}" + (" 2" if dims == 3 else "") for x, y in kpts)
+        lines.append(f"kpt_shape: [{points}, {dims}]")
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(exist_ok=True)
+    for k, image in enumerate(images):
+        cv2.imwrite(str(root / "images" / f"{k}.jpg"), image)
+        (root / "labels" / f"{k}.txt").write_text(label + "\n", encoding="utf-8")
+    (root / "data.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(root / "data.yaml")
 
 
 def build_only(name: str, builder: str) -> dict:

@@ -31,11 +31,12 @@ import traceback
 from copy import deepcopy
 from pathlib import Path
 
-from probe import SIZES, head_inputs, synthetic_batch
+from probe import SIZES, VAL_IMAGES, head_inputs, synthetic_batch, synthetic_dataset
 
-CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "export")
+CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
 TRAIN_SIZE = (160, 160)  # the train step's images: the loss does not need 640, the forward check covers it
 COMPARE_SIZE = (320, 256)  # the image whose outputs the checkpoint and fuse checks compare: any size shows a change
+VAL_SIZE = 160  # validation's image size: its rectangular batches of the two synthetic images are 160x192 and 192x160
 STOCK_SIZE = (640, 480)  # the size at which the stock model's output shapes are the yardstick
 PREREQUISITES = {"export": ("checkpoint",)}  # a check that works on what an earlier one made
 REL_TOL = {"checkpoint": 1e-4, "fuse": 1e-3, "export": 1e-3}
@@ -238,7 +239,8 @@ class Session:
         for h, w in sizes:
             out = []
             run = self.train_forward(model, builder, task, h, w, device)
-            maps = head_inputs(model, lambda: out.append(run()))
+            with torch.no_grad():  # batch norm still runs on batch statistics; no graph to keep (10-15% faster)
+                maps = head_inputs(model, lambda: out.append(run()))
             if builder != "RTDETR":  # RT-DETR's training forward returns its loss, not its predictions
                 seen["shapes"][f"train {h}x{w}"] = shapes(out[0])
             seen["head_strides"][f"train {h}x{w}"] = [h / f.shape[-2] for f in maps]
@@ -323,11 +325,12 @@ class Session:
         if getattr(ema, "criterion", None) is not None:
             ema.criterion = None
         path = self.workdir / f"{Path(spec['name']).stem}.pt"
+        reference = deepcopy(ema)
         ckpt = {
             "epoch": -1,
             "best_fitness": None,
             "model": None,
-            "ema": deepcopy(ema).half(),
+            "ema": ema.half(),
             "updates": 0,
             "optimizer": None,
             "train_args": dict(vars(get_cfg())),
@@ -338,11 +341,12 @@ class Session:
         torch.save(ckpt, buffer)
         path.write_bytes(buffer.getvalue())
         facts["checkpoint"] = str(path)
-        reference = ema.half().float().eval()
+        reference = reference.half().float().eval()
         image = self.image(*COMPARE_SIZE)
         loaded = getattr(self.ultralytics, spec["builder"])(str(path)).model.to(self.device).eval()
         with torch.no_grad():
-            error = relative_error(reference(image), loaded(image))
+            expected = reference(image)
+            error = relative_error(expected, loaded(image))
         if error > REL_TOL["checkpoint"]:
             raise CheckFailed(f"the reloaded model's outputs differ by {error:.2g} (relative)")
         notes = ""
@@ -358,7 +362,7 @@ class Session:
                 raise CheckFailed(f"with ULTRALYTICS_SAFE_LOAD=1: {reason}") from exc
             safe_model = (restricted.get("ema") or restricted["model"]).to(self.device).float().eval()
             with torch.no_grad():
-                error = relative_error(reference(image), safe_model(image))
+                error = relative_error(expected, safe_model(image))
             if error > REL_TOL["checkpoint"]:
                 raise CheckFailed(f"with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {error:.2g} (relative)")
             notes = "also with ULTRALYTICS_SAFE_LOAD=1"
@@ -387,6 +391,40 @@ class Session:
             )
         facts["fused_params"] = sum(p.numel() for p in model.parameters())
         return ""
+
+    def check_val(self, model, spec: dict, facts: dict) -> str:
+        """Validate as `yolo val` does, through the fork's own validator (dataset, rectangular batches, fuse, NMS,
+        metrics), on two synthetic images, a landscape and a portrait one; then an AP with the fork's own metrics on a
+        known precision-recall curve: an untrained model finds no true positive, so validation alone never gets there,
+        and a trained one would (that is where a missing np.trapz stops validation)."""
+        wrapper = facts["wrapper"]
+        wrapper.model = model
+        task = spec["task"]
+        kpt_shape = tuple(model.yaml.get("kpt_shape") or (17, 3)) if task == "pose" else None
+        data = self.dataset(task, kpt_shape)
+        device = "cpu" if self.device.type == "cpu" else str(self.device.index or 0)
+        with no_font_download():
+            metrics = wrapper.val(data=data, imgsz=VAL_SIZE, batch=1, workers=0, plots=False, device=device, verbose=False)
+        results = dict(getattr(metrics, "results_dict", {}) or {})
+        if not results:
+            raise CheckFailed(f"validation returned no metrics ({type(metrics).__name__})")
+        bad = sorted(k for k, v in results.items() if not math.isfinite(float(v)))
+        if bad:
+            raise CheckFailed(f"validation's {bad[0]} is {results[bad[0]]}")
+        if task != "classify":
+            from ultralytics.utils.metrics import compute_ap
+
+            ap = float(compute_ap([0.0, 0.5, 1.0], [1.0, 1.0, 0.5])[0])
+            if not 0.0 < ap <= 1.0:
+                raise CheckFailed(f"the fork's compute_ap gives {ap} for a curve whose AP lies in (0, 1]")
+        return ""
+
+    def dataset(self, task: str, kpt_shape) -> str:
+        """The synthetic validation set for a task (and keypoint shape), written once per process."""
+        root = self.workdir / "data" / (task + ("-{}x{}".format(*kpt_shape) if kpt_shape else ""))
+        if not root.exists():
+            synthetic_dataset(root, task, kpt_shape)
+        return str(root / "data.yaml") if task != "classify" else str(root)
 
     def check_export(self, model, spec: dict, facts: dict) -> str:
         if not self.export:
@@ -417,17 +455,20 @@ class Session:
     # -- stock models: the control ----------------------------------------------------------------------------------
     def build_stock(self, spec: dict, meta: bool = False):
         """The family's stock model from the fork's own YAML, with the class count of the model it is compared with;
-        on the meta device (no data, no arithmetic) when only its size and shapes are wanted."""
+        on the meta device (no data, no arithmetic) when only its size and shapes are wanted. Returns the fork's model
+        wrapper (YOLO, RTDETR) holding it."""
         # Import the fork's modules outside the meta context: the class-level tensors they create at import time
         # (Detect.anchors = torch.empty(0)) would otherwise be meta tensors in every model built afterwards.
         builder = getattr(self.ultralytics, spec["builder"])
         importlib.import_module("ultralytics.nn.tasks")
         with on_meta(self.torch, build=True) if meta else contextlib.nullcontext():
-            model = builder(spec["stock"]).model
+            wrapper = builder(spec["stock"])
+            model = wrapper.model
             nc = spec.get("nc")
             if nc is not None and model.yaml.get("nc") != nc:  # e.g. yolov8-pose.yaml has nc: 1
                 model = type(model)(deepcopy(model.yaml), nc=nc, verbose=False)
-        return model if meta else model.to(self.device)
+        wrapper.model = model if meta else model.to(self.device)
+        return wrapper
 
     def stock_of(self, spec: dict) -> dict:
         return self.stock.get(f"{spec['stock']} nc={spec.get('nc')}", {})
@@ -450,7 +491,7 @@ class Session:
     def measure_stock(self, spec: dict, meta: bool) -> dict:
         """The stock model's layers, parameters, GFLOPs, stride, and output shapes at STOCK_SIZE in eval and train mode
         (RT-DETR's training forward is its loss: eval only)."""
-        model = self.build_stock(spec, meta=meta)
+        model = self.build_stock(spec, meta=meta).model
         facts: dict = {}
         with on_meta(self.torch, build=False) if meta else contextlib.nullcontext():
             try:
@@ -466,8 +507,8 @@ class Session:
         if key not in self.stock_checks:
             stock_spec = {**spec, "name": spec["stock"]}
             try:
-                model = self.build_stock(spec)
-                facts: dict = {}
+                wrapper = self.build_stock(spec)
+                model, facts = wrapper.model, {"wrapper": wrapper}
                 for earlier in PREREQUISITES.get(check, ()):
                     getattr(self, f"check_{earlier}")(model, stock_spec, facts)
                 getattr(self, f"check_{check}")(model, stock_spec, facts)
@@ -528,7 +569,8 @@ class Session:
         try:
             model = get_model()
             if check == "build":
-                facts["model"] = model = model[1]
+                facts["wrapper"], facts["model"] = model
+                model = model[1]
                 spec = {**spec, "nc": model.yaml.get("nc")}  # the stock control is built with the same class count
             reason = getattr(self, f"check_{check}")(model, spec, facts)
             return "pass", reason
@@ -555,6 +597,19 @@ class Session:
         if check == "build" and not stock.get("gflops"):
             return "fail", f"the stock model's GFLOPs are 0 too: the fork's get_flops profiles no model here{_thop_missing()}"
         return "pass", ""
+
+
+@contextlib.contextmanager
+def no_font_download():
+    """The fork's dataset check downloads a font for its plots when the machine has none; validation here draws no
+    plots, so it is not fetched (verify works offline and writes nothing to the user's settings folder)."""
+    utils = importlib.import_module("ultralytics.data.utils")
+    original = utils.check_font
+    utils.check_font = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        utils.check_font = original
 
 
 def _thop_missing() -> str:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy
 import pytest
 from click.testing import CliRunner
 
@@ -95,11 +96,12 @@ def test_apply_build_and_train(release_tree, version):
         assert model["backbone_index"] == 4  # the backbone is layers 0-4
 
     # Every check of `verify`: forward at three sizes in eval and train, strides, loss and backward with gradients
-    # for every backbone parameter, the checkpoint round trip, model.fuse() (MobileOne: reparameterised).
+    # for every backbone parameter, the checkpoint round trip, model.fuse() (MobileOne: reparameterised), validation.
     report = verify_json(tree, *(arg for spec in models for arg in ("--model", spec.partition(":")[0])))
     assert report["release"] == version
     assert sorted(m["name"] for m in report["models"]) == sorted(spec.partition(":")[0] for spec in models)
     old_loader = parse_version(version) < (8, 2, 51)  # torch.load without weights_only=False: nothing loads
+    calls_trapz = parse_version(version) <= (8, 3, 100) and not hasattr(numpy, "trapz")  # AP: np.trapz, gone in 2.4
     for model in report["models"]:
         assert model["gflops"] > 0 and model["stock"]["gflops"] > 0
         for check, result in model["checks"].items():
@@ -108,6 +110,8 @@ def test_apply_build_and_train(release_tree, version):
                 assert result["status"] == "skip" and "--export onnx" in result["reason"], where
             elif check == "checkpoint" and old_loader:
                 assert result["status"] == "skip" and "weights_only=True" in result["reason"], where
+            elif check == "val" and model["task"] != "classify" and calls_trapz:  # the stock model fails it too
+                assert result["status"] == "environment" and "has no np.trapz" in result["reason"], where
             else:
                 assert result["status"] == "pass", where
         if model["backbone"].startswith("MobileOne"):

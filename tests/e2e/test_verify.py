@@ -51,7 +51,8 @@ def test_report_format_and_every_check(release_tree):
         assert {"name", "family", "task", "ok", "layers", "params", "gflops", "stock", "checks"} <= set(model)
         assert model["ok"], model
         assert model["gflops"] > 0 and model["stock"]["gflops"] > 0
-        assert statuses(model) == {c: "pass" for c in ("build", "forward", "strides", "train", "checkpoint", "fuse")} | {"export": "skip"}
+        passing = ("build", "forward", "strides", "train", "checkpoint", "fuse", "val")
+        assert statuses(model) == {c: "pass" for c in passing} | {"export": "skip"}
         assert "ULTRALYTICS_SAFE_LOAD=1" in model["checks"]["checkpoint"]["reason"]  # 8.4.100+: the safe loader too
     small, pose, seg = report["models"]
     assert (seg["family"], seg["task"], seg["stock"]["name"]) == ("yolov8", "segment", "yolov8n-seg.yaml")
@@ -114,7 +115,7 @@ def test_a_missing_predict_once_edit_is_caught(release_tree):
     assert statuses(model)["build"] == "fail"
     reason = model["checks"]["build"]["reason"]
     assert "BaseModel._predict_once" in reason and "list of maps" in reason and "forward-loop edit" in reason
-    assert {statuses(model)[c] for c in ("forward", "strides", "train", "checkpoint", "fuse")} == {"skip"}
+    assert {statuses(model)[c] for c in ("forward", "strides", "train", "checkpoint", "fuse", "val")} == {"skip"}
 
 
 def test_a_missing_rtdetr_loop_edit_is_caught(release_tree):
