@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy
 import pytest
 from click.testing import CliRunner
 
@@ -173,9 +174,19 @@ def test_apply_then_verify_skips_the_checkpoint_where_no_checkpoint_loads(releas
     assert "wrote 14 file(s)" in result.output  # the apply, then the verify
     rows = [line.split() for line in result.output.splitlines() if line.startswith(("yolov", "rtdetr"))]
     assert {row[0] for row in rows} >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
-    assert all(row[1:8] == ["ok", "ok", "ok", "ok", "skip", "ok", "skip"] for row in rows), rows
+    assert all(row[1:7] == ["ok", "ok", "ok", "ok", "skip", "ok"] and row[8] == "skip" for row in rows), rows
     assert "checkpoint (7 models): torch" in result.output
     assert "weights_only=True, and this release's loader does not ask for full checkpoints" in result.output
+    # 8.1.47's AP calls np.trapz, which numpy 2.4 removed: validation fails for the stock models too (not classify)
+    val = {row[0]: row[7] for row in rows}
+    if hasattr(numpy, "trapz"):
+        assert set(val.values()) == {"ok"}, val
+    else:
+        assert {name: v for name, v in val.items() if "-cls-" not in name} == {n: "env" for n in val if "-cls-" not in n}
+        assert val["yolov8n-cls-MobileNetV2.yaml"] == "ok"
+        assert (
+            f"  val (6 models): numpy {numpy.__version__} has no np.trapz, which this release calls (numpy < 2.4 has it)"
+        ) in result.output
     assert "7 of 7 model(s) pass" in result.output
 
 
@@ -190,7 +201,7 @@ def test_a_check_the_stock_model_fails_too_is_environment(release_tree, tmp_path
     result = verify(tree, "--model", SMALL, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr[-3000:]
     row = next(line.split() for line in result.stdout.splitlines() if line.startswith(SMALL))
-    assert row[1:8] == ["env", "ok", "ok", "ok", "ok", "ok", "skip"], row
+    assert row[1:9] == ["env", "ok", "ok", "ok", "ok", "ok", "ok", "skip"], row
     assert "environment (the stock model fails the same check, so the patch is not the cause):" in result.stdout
     assert (
         "  build (1 model): the stock model's GFLOPs are 0 too: the fork's get_flops profiles no model here, because "
