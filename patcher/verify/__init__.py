@@ -184,6 +184,8 @@ def run(
     jobs = min(jobs or default_jobs(device, len(specs)), len(specs))
     threads = max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else 0
     env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
+    if env.get("PYTHONPATH"):  # the runners start in a scratch folder: keep relative entries pointing where they did
+        env["PYTHONPATH"] = absolute_pythonpath(env["PYTHONPATH"])
     waiting = deque(sorted(range(len(specs)), key=lambda i: -cost(specs[i])))
     running: list[deque] = [deque() for _ in range(jobs)]  # per process, the models it was handed and not reported
     events: queue.Queue = queue.Queue()
@@ -291,6 +293,13 @@ def _millions(n) -> str:
 
 def _gflops(g) -> str:
     return "-" if g is None else f"{g:.1f}"
+
+
+def absolute_pythonpath(value: str, cwd: Path | None = None) -> str:
+    """PYTHONPATH with every entry made absolute against `cwd` (the working folder), as Python itself resolves them at
+    startup; an empty entry means the working folder."""
+    cwd = cwd or Path.cwd()
+    return os.pathsep.join(str((cwd / entry) if entry else cwd) for entry in value.split(os.pathsep))
 
 
 def _count(models) -> str:

@@ -151,14 +151,21 @@ def test_a_backbone_returning_three_maps_is_caught(release_tree):
     assert "receive no gradient" in model["checks"]["train"]["reason"]
 
 
-def test_a_shadowing_installation_stops_verify(release_tree):
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_a_shadowing_installation_stops_verify(release_tree, relative):
+    """Another ultralytics on PYTHONPATH, also when the entry is relative to the folder verify is started in (the
+    checks run in a scratch folder, where it would point nowhere)."""
     tree = release_tree(RELEASE)
     assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
     other = pristine_tree("8.3.40")
     before = tree_digest(tree)
-    result = verify(tree, env={"PYTHONPATH": str(other)})
+    entry = str(other)
+    if relative:  # verify() runs in tree.parent
+        (tree.parent / "other-release").symlink_to(other, target_is_directory=True)
+        entry = "other-release"
+    result = verify(tree, env={"PYTHONPATH": entry})
     assert result.returncode == 2
-    assert f"{other}/ultralytics/__init__.py" in result.stderr
+    assert f"{tree.parent / 'other-release' if relative else other}/ultralytics/__init__.py" in result.stderr
     assert f"pip install -e {tree}" in result.stderr
     assert "Traceback" not in result.stderr
     assert tree_digest(tree) == before
