@@ -31,7 +31,7 @@ import traceback
 from copy import deepcopy
 from pathlib import Path
 
-from probe import SIZES, VAL_IMAGES, head_inputs, synthetic_batch, synthetic_dataset
+from probe import SIZES, head_inputs, synthetic_batch, synthetic_dataset
 
 CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
 TRAIN_SIZE = (160, 160)  # the train step's images: the loss does not need 640, the forward check covers it
