@@ -325,7 +325,6 @@ class Session:
         if getattr(ema, "criterion", None) is not None:
             ema.criterion = None
         path = self.workdir / f"{Path(spec['name']).stem}.pt"
-        reference = deepcopy(ema)
         ckpt = {
             "epoch": -1,
             "best_fitness": None,
@@ -341,7 +340,7 @@ class Session:
         torch.save(ckpt, buffer)
         path.write_bytes(buffer.getvalue())
         facts["checkpoint"] = str(path)
-        reference = reference.half().float().eval()
+        reference = ema.float().eval()  # once saved: the weights as the file holds them (half precision), in float32
         image = self.image(*COMPARE_SIZE)
         loaded = getattr(self.ultralytics, spec["builder"])(str(path)).model.to(self.device).eval()
         with torch.no_grad():
