@@ -295,10 +295,10 @@ def _gflops(g) -> str:
     return "-" if g is None else f"{g:.1f}"
 
 
-def absolute_pythonpath(value: str, cwd: Path | None = None) -> str:
-    """PYTHONPATH with every entry made absolute against `cwd` (the working folder), as Python itself resolves them at
+def absolute_pythonpath(value: str) -> str:
+    """PYTHONPATH with every entry made absolute against the working folder, as Python itself resolves them at
     startup; an empty entry means the working folder."""
-    cwd = cwd or Path.cwd()
+    cwd = Path.cwd()
     return os.pathsep.join(str((cwd / entry) if entry else cwd) for entry in value.split(os.pathsep))
 
 

@@ -81,7 +81,7 @@ VAL_LABELS = {
 }
 
 
-def synthetic_dataset(root: Path, task: str, kpt_shape=None) -> str:
+def synthetic_dataset(root: Path, task: str, kpt_shape: tuple[int, int] | None = None) -> str:
     """Write a two-image validation set for `task` under `root` in the layout the fork's loaders read, and return
     what its `val(data=...)` takes: a data YAML, or for classification the dataset folder (train/ and val/, one
     class folder each). `kpt_shape` is the pose model's (keypoints, 2 or 3)."""
@@ -100,7 +100,7 @@ def synthetic_dataset(root: Path, task: str, kpt_shape=None) -> str:
     label = VAL_LABELS.get(task, VAL_LABELS["detect"])
     lines = ["path: " + json.dumps(str(root)), "train: images", "val: images", "names:", "  0: object"]
     if task == "pose":
-        points, dims = kpt_shape or (17, 3)
+        points, dims = kpt_shape
         kpts = rng.random((points, 2)) * 0.5 + 0.25
         label += "".join(f" {x:.4f} {y:.4f}" + (" 2" if dims == 3 else "") for x, y in kpts)
         lines.append(f"kpt_shape: [{points}, {dims}]")

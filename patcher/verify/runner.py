@@ -189,6 +189,7 @@ class Session:
         self.workdir = workdir
         self.stock: dict[str, dict] = {}
         self.stock_checks: dict[tuple[str, str], tuple[str, str]] = {}
+        self.datasets: dict[str, str] = {}  # the synthetic validation sets written so far: what val(data=...) takes
 
     # -- building and running ---------------------------------------------------------------------------------------
     def build(self, name: str, builder: str):
@@ -420,10 +421,10 @@ class Session:
 
     def dataset(self, task: str, kpt_shape) -> str:
         """The synthetic validation set for a task (and keypoint shape), written once per process."""
-        root = self.workdir / "data" / (task + ("-{}x{}".format(*kpt_shape) if kpt_shape else ""))
-        if not root.exists():
-            synthetic_dataset(root, task, kpt_shape)
-        return str(root / "data.yaml") if task != "classify" else str(root)
+        name = task + ("-{}x{}".format(*kpt_shape) if kpt_shape else "")
+        if name not in self.datasets:
+            self.datasets[name] = synthetic_dataset(self.workdir / "data" / name, task, kpt_shape)
+        return self.datasets[name]
 
     def check_export(self, model, spec: dict, facts: dict) -> str:
         if not self.export:
