@@ -1,10 +1,13 @@
 """How long `ultrapatch verify` takes, and where the time goes: every installed model of one backbone, one release.
 
     python benchmarks/verify_speed.py [--version 8.4.190] [--backbone mobilenetv2] [--device cpu] [--model GLOB ...]
+                                      [--each-variant]
 
 Fetches the release from PyPI (set ULTRAPATCH_SDIST_CACHE to keep the sdist), applies the backbone in a temporary
 folder, runs `ultrapatch verify --json` as a user would, in its own process, and prints the wall time, the time per
 model, the mean time of each check, and the share spent building and running the stock models it compares with.
+With --each-variant, verify runs once per backbone variant (`--model '*-<Variant>'`, as verify's own note suggests)
+and the wall time of each run is printed: what a user who verifies the variant they train waits.
 """
 
 from __future__ import annotations
@@ -18,10 +21,37 @@ import tempfile
 import time
 from pathlib import Path
 
+from patcher.backbones import BACKBONES
+
 
 def ultrapatch(*args: str) -> subprocess.CompletedProcess:
     # from a neutral folder: `-m` puts the working folder first on sys.path
     return subprocess.run([sys.executable, "-m", "patcher", *args], capture_output=True, text=True, cwd=tempfile.gettempdir())
+
+
+def timed_verify(tree: Path, device: str, models: list[str]) -> tuple[float, subprocess.CompletedProcess, dict | None]:
+    started = time.perf_counter()
+    done = ultrapatch("verify", str(tree), "--device", device, "--json", *models)
+    wall = time.perf_counter() - started
+    if not done.stdout.strip():
+        print(done.stderr, file=sys.stderr)
+        return wall, done, None
+    return wall, done, json.loads(done.stdout)
+
+
+def each_variant(tree: Path, args: argparse.Namespace) -> int:
+    """One verify run per variant of the backbone; the wall time of each."""
+    variants = BACKBONES[args.backbone].variants
+    print(f"ultrapatch verify: Ultralytics {args.version}, backbone {args.backbone}, one run per variant, device {args.device}")
+    total = 0.0
+    for variant in variants:
+        wall, done, report = timed_verify(tree, args.device, ["--model", f"*-{variant}"])
+        if report is None:
+            return 1
+        total += wall
+        print(f"  {variant:<22} {len(report['models']):3d} models {wall:7.1f} s (exit {done.returncode})")
+    print(f"  {'all variants':<22} {'':10} {total:7.1f} s")
+    return 0
 
 
 def main() -> int:
@@ -30,6 +60,7 @@ def main() -> int:
     parser.add_argument("--backbone", default="mobilenetv2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", action="append", default=[], help="verify only these (GLOB, repeatable)")
+    parser.add_argument("--each-variant", action="store_true", help="one verify run per backbone variant, timed")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as work:
@@ -39,14 +70,12 @@ def main() -> int:
             if done.returncode != 0:
                 print(done.stdout + done.stderr, file=sys.stderr)
                 return 1
-        started = time.perf_counter()
+        if args.each_variant:
+            return each_variant(tree, args)
         models = [a for pattern in args.model for a in ("--model", pattern)]
-        done = ultrapatch("verify", str(tree), "--device", args.device, "--json", *models)
-        wall = time.perf_counter() - started
-        if not done.stdout.strip():
-            print(done.stderr, file=sys.stderr)
+        wall, done, report = timed_verify(tree, args.device, models)
+        if report is None:
             return 1
-        report = json.loads(done.stdout)
 
     rows = report["models"]
     print(

@@ -222,8 +222,13 @@ def _echo_revert_notes(plan, err: bool) -> None:
         click.echo(f"kept {rel}: created by ultrapatch, changed by you since", err=err)
 
 
-def _verify(tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None) -> None:
+def _verify(
+    tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None, whole: bool = True
+) -> None:
     python = verifier.check_python(python)
+    note = verifier.variants_note(specs) if whole else None  # a --model selection is the user's own choice
+    if note:
+        click.echo(note, err=True)
     report = verifier.run(tree, specs, python, device, export, jobs, progress=lambda line: click.echo(line, err=True))
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
     if not report.ok:
@@ -245,7 +250,7 @@ def verify(path: Path, patterns: tuple[str, ...], device: str, python: str, expo
     if device != "cpu" and not device.isdigit():
         raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
     tree = find_tree(path)
-    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs)
+    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, whole=not patterns)
 
 
 @cli.command()

@@ -116,6 +116,18 @@ def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Ba
     return specs
 
 
+def variants_note(specs: list[ModelSpec]) -> str | None:
+    """A sentence for a selection that spans several variants of a backbone: each variant's models take about as long
+    as a one-variant backbone's, and a user trains one of them; None for a selection of one variant."""
+    variants = list(dict.fromkeys(spec.variant for spec in specs))
+    if len(variants) < 2:
+        return None
+    return (
+        f"note: {len(specs)} models of {len(variants)} backbone variants ({', '.join(variants)}); to verify only the "
+        f"one you will train, add --model '*-{variants[0]}'"
+    )
+
+
 def check_python(python: str) -> str:
     """The interpreter to run the checks with: an existing executable, else bad input."""
     found = shutil.which(python) if os.sep not in python else (python if os.access(python, os.X_OK) else None)

@@ -179,6 +179,7 @@ def test_apply_then_verify_skips_the_checkpoint_where_no_checkpoint_loads(releas
     result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2", "--verify"])
     assert result.exit_code == 0, result.output
     assert "wrote 14 file(s)" in result.output  # the apply, then the verify
+    assert "backbone variants" not in result.output  # one variant: no note on narrowing the selection
     rows = [line.split() for line in result.output.splitlines() if line.startswith(("yolov", "rtdetr"))]
     assert {row[0] for row in rows} >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
     assert all(row[1:7] == ["ok", "ok", "ok", "ok", "skip", "ok"] and row[8] == "skip" for row in rows), rows

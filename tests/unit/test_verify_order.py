@@ -1,15 +1,16 @@
-"""verify hands out the models heaviest first, so that no process is left with a long one at the end."""
+"""verify hands out the models heaviest first, so that no process is left with a long one at the end; it names the
+--model glob that narrows a many-variant selection to one variant."""
 
 from __future__ import annotations
 
 from patcher.backbones import TEMPLATES
-from patcher.verify import ModelSpec, cost, scaled_name, scales_of
+from patcher.verify import ModelSpec, _matches, cost, scaled_name, scales_of, variants_note
 
 
-def spec(template: str, scale: str | None) -> ModelSpec:
+def spec(template: str, scale: str | None, variant: str = "MobileNetV2") -> ModelSpec:
     t = TEMPLATES[template]
-    name = f"{scaled_name(t.stem, scale) if scale else t.stem}-MobileNetV2.yaml"
-    return ModelSpec(f"cfg/{name}", name, t, "MobileNetV2", "stock.yaml")
+    name = f"{scaled_name(t.stem, scale) if scale else t.stem}-{variant}.yaml"
+    return ModelSpec(f"cfg/{name}", name, t, variant, "stock.yaml")
 
 
 def test_heaviest_first():
@@ -32,3 +33,18 @@ def test_scales_and_scaled_names():
     assert scales_of("nc: 80\nbackbone: []\n") == []
     assert scaled_name("yolo11-seg-MobileNetV2.yaml", "s") == "yolo11s-seg-MobileNetV2.yaml"
     assert scaled_name("yolov8-MobileOne_s0.yaml", "n") == "yolov8n-MobileOne_s0.yaml"
+
+
+def test_variants_note_names_a_glob_for_one_variant():
+    every = [
+        spec(key, None if key.startswith(("yolov3", "rtdetr")) else "n", variant)
+        for variant in ("MobileNetV2", "MobileNetV2_tv", "MobileOne_s0")
+        for key in TEMPLATES
+    ]
+    note = variants_note(every)
+    assert note is not None and f"{len(every)} models of 3 backbone variants" in note
+    glob = note.split("--model ")[1].strip("'")
+    assert glob == "*-MobileNetV2"
+    chosen = [s.name for s in every if _matches(s.name, (glob,))]
+    assert chosen == [s.name for s in every if s.variant == "MobileNetV2"]  # not MobileNetV2_tv's
+    assert variants_note([s for s in every if s.variant == "MobileOne_s0"]) is None
