@@ -226,7 +226,7 @@ def _verify(
     tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None, whole: bool = True
 ) -> None:
     python = verifier.check_python(python)
-    note = verifier.variants_note(specs) if whole else None  # a --model selection is the user's own choice
+    note = verifier.variants_note(tree, specs) if whole else None  # a --model selection is the user's own choice
     if note:
         click.echo(note, err=True)
     report = verifier.run(tree, specs, python, device, export, jobs, progress=lambda line: click.echo(line, err=True))

@@ -116,7 +116,7 @@ def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Ba
     return specs
 
 
-def variants_note(specs: list[ModelSpec]) -> str | None:
+def variants_note(tree: Tree, specs: list[ModelSpec]) -> str | None:
     """A sentence for a selection that spans several variants of a backbone: each variant's models take about as long
     as a one-variant backbone's, and a user trains one of them; None for a selection of one variant."""
     variants = list(dict.fromkeys(spec.variant for spec in specs))
@@ -124,7 +124,7 @@ def variants_note(specs: list[ModelSpec]) -> str | None:
         return None
     return (
         f"note: {len(specs)} models of {len(variants)} backbone variants ({', '.join(variants)}); to verify only the "
-        f"one you will train, add --model '*-{variants[0]}'"
+        f"one you will train: ultrapatch verify {tree.root} --model '*-{variants[0]}'"
     )
 
 

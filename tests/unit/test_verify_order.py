@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 from patcher.backbones import TEMPLATES
 from patcher.verify import ModelSpec, _matches, cost, scaled_name, scales_of, variants_note
 
@@ -41,10 +44,12 @@ def test_variants_note_names_a_glob_for_one_variant():
         for variant in ("MobileNetV2", "MobileNetV2_tv", "MobileOne_s0")
         for key in TEMPLATES
     ]
-    note = variants_note(every)
+    tree = SimpleNamespace(root=Path("/work/ultralytics"))
+    note = variants_note(tree, every)
     assert note is not None and f"{len(every)} models of 3 backbone variants" in note
+    assert "ultrapatch verify /work/ultralytics --model '*-MobileNetV2'" in note
     glob = note.split("--model ")[1].strip("'")
     assert glob == "*-MobileNetV2"
     chosen = [s.name for s in every if _matches(s.name, (glob,))]
     assert chosen == [s.name for s in every if s.variant == "MobileNetV2"]  # not MobileNetV2_tv's
-    assert variants_note([s for s in every if s.variant == "MobileOne_s0"]) is None
+    assert variants_note(tree, [s for s in every if s.variant == "MobileOne_s0"]) is None
