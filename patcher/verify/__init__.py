@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def variants_note(tree: Tree, specs: list[ModelSpec]) -> str | None:
         return None
     return (
         f"note: {len(specs)} models of {len(variants)} backbone variants ({', '.join(variants)}); to verify only the "
-        f"one you will train: ultrapatch verify {tree.root} --model '*-{variants[0]}'"
+        f"one you will train: ultrapatch verify {shlex.quote(str(tree.root))} --model '*-{variants[0]}'"
     )
 
 
