@@ -6,7 +6,7 @@
 Fetches the release from PyPI (set ULTRAPATCH_SDIST_CACHE to keep the sdist), applies the backbone in a temporary
 folder, runs `ultrapatch verify --json` as a user would, in its own process, and prints the wall time, the time per
 model, the mean time of each check, and the share spent building and running the stock models it compares with.
-With --each-variant, verify runs once per backbone variant (`--model '*-<Variant>'`, as verify's own note suggests)
+With --each-variant, verify runs once per backbone variant (with the --model glob verify's own note names)
 and the wall time of each run is printed: what a user who verifies the variant they train waits.
 """
 
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from patcher.backbones import BACKBONES
+from patcher.verify import variant_glob
 
 
 def ultrapatch(*args: str) -> subprocess.CompletedProcess:
@@ -45,7 +46,7 @@ def each_variant(tree: Path, args: argparse.Namespace) -> int:
     print(f"ultrapatch verify: Ultralytics {args.version}, backbone {args.backbone}, one run per variant, device {args.device}")
     total = 0.0
     for variant in variants:
-        wall, done, report = timed_verify(tree, args.device, ["--model", f"*-{variant}"])
+        wall, done, report = timed_verify(tree, args.device, ["--model", variant_glob(variant)])
         if report is None:
             return 1
         total += wall

@@ -117,6 +117,11 @@ def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Ba
     return specs
 
 
+def variant_glob(variant: str) -> str:
+    """The --model glob that selects one variant's models (`*-MobileNetV2` leaves out `...-MobileNetV2_tv`)."""
+    return f"*-{variant}"
+
+
 def variants_note(tree: Tree, specs: list[ModelSpec]) -> str | None:
     """A sentence for a selection that spans several variants of a backbone: each variant's models take about as long
     as a one-variant backbone's, and a user trains one of them; None for a selection of one variant."""
@@ -125,7 +130,7 @@ def variants_note(tree: Tree, specs: list[ModelSpec]) -> str | None:
         return None
     return (
         f"note: {len(specs)} models of {len(variants)} backbone variants ({', '.join(variants)}); to verify only the "
-        f"one you will train: ultrapatch verify {shlex.quote(str(tree.root))} --model '*-{variants[0]}'"
+        f"one you will train: ultrapatch verify {shlex.quote(str(tree.root))} --model '{variant_glob(variants[0])}'"
     )
 
 
