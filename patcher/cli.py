@@ -25,7 +25,7 @@ from patcher import gitops, transaction
 from patcher.planner import Plan, make_plan
 from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
 from patcher.status import tree_status
-from patcher.tree import Tree, find_tree
+from patcher.tree import COMPROMISED_RELEASES, Tree, find_tree, format_version
 from patcher import verify as verifier
 
 PATH_ARG = click.argument("path", type=click.Path(path_type=Path))
@@ -72,6 +72,8 @@ def list_() -> None:
     for backbone in BACKBONES.values():
         click.echo(f"  {backbone.name}: {backbone.summary}")
         click.echo(f"    {', '.join(backbone.variants)}")
+    click.echo(f"\nreleases: 8.1 to {NEWEST_TESTED_RELEASE}, except those compromised upstream (refused): "
+               f"{', '.join(map(format_version, COMPROMISED_RELEASES))}")
 
 
 @cli.command()
@@ -99,6 +101,7 @@ def apply(
         raise click.UsageError("--verify and --commit act on an apply that writes; leave out --dry-run and --check.")
     backbones = select_backbones(backbone_names)
     tree = find_tree(path)
+    tree.refuse_if_compromised()
     _warn_if_untested(tree)
     if dry_run or check:
         _note_pending(tree)
@@ -250,6 +253,7 @@ def verify(path: Path, patterns: tuple[str, ...], device: str, python: str, expo
     if device != "cpu" and not device.isdigit():
         raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
     tree = find_tree(path)
+    tree.refuse_if_compromised()
     _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, whole=not patterns)
 
 
@@ -264,6 +268,8 @@ def status(path: Path, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"Ultralytics {report['release']} at {report['root']}")
+    if report["compromised"]:
+        click.echo(f"warning: {report['compromised']}")
     record = report["record"]
     if record is None:
         click.echo("record: none (ultrapatch has not applied anything here)")

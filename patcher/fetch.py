@@ -18,7 +18,7 @@ from pathlib import Path
 import git
 
 from patcher.errors import UltrapatchError
-from patcher.tree import parse_version
+from patcher.tree import compromised_notice, parse_version
 
 CACHE_ENV = "ULTRAPATCH_SDIST_CACHE"
 AUTHOR = git.Actor("ultrapatch", "ultrapatch@localhost")
@@ -94,6 +94,9 @@ def fetch(dest: Path, version: str) -> str:
         parse_version(version)
     except ValueError:
         raise UltrapatchError(f"{version!r} is not a release number such as 8.3.40.")
+    notice = compromised_notice(version)
+    if notice:
+        raise UltrapatchError(notice)
     if dest.exists():
         raise UltrapatchError(f"{dest} already exists. fetch makes a new folder: give a path that does not exist yet.")
     if not dest.parent.is_dir():

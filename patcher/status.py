@@ -49,6 +49,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     return {
         "release": tree.release_text,
         "root": str(tree.root),
+        "compromised": tree.compromised,
         "ultrapatch": __version__,
         "record": None
         if record is None

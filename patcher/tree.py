@@ -16,6 +16,14 @@ REQUIRED_FILES = ("ultralytics/__init__.py", "ultralytics/nn/tasks.py")
 
 Version = tuple[int, ...]
 
+# Releases published to PyPI in December 2024 from Ultralytics' compromised build pipeline: they download and run an
+# XMRig cryptocurrency miner when a model is built. PyPI has since removed them; 8.3.47 is the first clean release
+# after them. Source: Ultralytics' own advisory ("Affected Versions: 8.3.41, 8.3.42, 8.3.45, 8.3.46; Clean versions:
+# >=8.3.47", github.com/ultralytics/ultralytics pull request 18018) and issue 18027 ("Discrepancy between what's in
+# GitHub and what's been published to PyPI for v8.3.41").
+COMPROMISED_RELEASES: tuple[Version, ...] = ((8, 3, 41), (8, 3, 42), (8, 3, 45), (8, 3, 46))
+FIRST_CLEAN_AFTER_COMPROMISE = "8.3.47"
+
 
 def parse_version(text: str) -> Version:
     """'8.3.40' -> (8, 3, 40). Raises ValueError for anything else."""
@@ -46,6 +54,34 @@ class Tree:
     @property
     def is_newer_than_tested(self) -> bool:
         return self.release > parse_version(NEWEST_TESTED_RELEASE)
+
+    @property
+    def compromised(self) -> str | None:
+        """The sentence for a release that was compromised upstream, or None for any other."""
+        return compromised_notice(self.release_text)
+
+    def refuse_if_compromised(self) -> None:
+        """apply and verify will not patch or run a compromised release (revert and status still work on it)."""
+        notice = self.compromised
+        if notice:
+            raise UltrapatchError(notice)
+
+
+def compromised_notice(version: str) -> str | None:
+    """What happened to `version`, and what to do, when it is one of COMPROMISED_RELEASES."""
+    try:
+        release = parse_version(version)
+    except ValueError:
+        return None
+    if release not in COMPROMISED_RELEASES:
+        return None
+    return (
+        f"Ultralytics {version} is one of the releases ({', '.join(map(format_version, COMPROMISED_RELEASES))}) "
+        f"published in December 2024 from Ultralytics' compromised build pipeline: they run a cryptocurrency miner "
+        f"when a model is built, and PyPI has removed them. Move to {FIRST_CLEAN_AFTER_COMPROMISE} or later "
+        f"(`ultrapatch fetch DIR --version {FIRST_CLEAN_AFTER_COMPROMISE}`), and check this machine for a process "
+        f"named ultralytics_runner or xmrig."
+    )
 
 
 def read_release(init_file: Path) -> str:
