@@ -22,7 +22,7 @@ from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed
 from patcher.fetch import fetch as fetch_release
 from patcher import state
 from patcher import gitops, transaction
-from patcher.planner import Plan, make_plan
+from patcher.planner import Plan, edited_originals, make_plan
 from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
 from patcher.status import tree_status
 from patcher.tree import COMPROMISED_RELEASES, Tree, find_tree, format_version
@@ -127,15 +127,25 @@ def apply(
         changed = [rel for rel, _old, _new in plan.changes]
         if commit:
             gitops.check_can_commit(tree.root, changed)
-        record = state.load(tree.root) or state.State(tree.release_text)
+        record = state.load(tree.root)
+        first = record is None
+        record = record or state.State(tree.release_text)
         for rel in gitops.uncommitted(tree.root, changed):
-            ours = rel in record.files and state.sha256((tree.root / rel).read_bytes()) == record.files[rel].written
+            ours = rel in record.files and (tree.root / rel).read_bytes() == record.files[rel].ours
             if not ours:  # changes of the user's, not those of an earlier apply
                 click.echo(f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)")
-        for rel, old, new in plan.changes:
-            record.record(tree.root, rel, None if old is None else old.encode("utf-8"), new.encode("utf-8"))
-        record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
         if plan.changes:
+            for rel, old, _new in plan.changes:
+                record.note_original(tree.root, rel, None if old is None else old.encode("utf-8"))
+            record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
+            # ours: what the edits make of the originals, never what the disk holds (that may carry the user's changes)
+            ours = (
+                {rel: new.encode("utf-8") for rel, _old, new in plan.changes}
+                if first
+                else edited_originals(tree, record.originals(), record.backbones)
+            )
+            for rel, file_record in record.files.items():
+                file_record.ours = ours[rel] or b""
             before = {rel: None if old is None else state.sha256(old.encode("utf-8")) for rel, old, _new in plan.changes}
             writes = {rel: new.encode("utf-8") for rel, _old, new in plan.changes}
             transaction.Transaction("apply", writes, before, record).commit(tree.root)

@@ -81,6 +81,29 @@ def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str
     return plan
 
 
+def edited_originals(tree: Tree, originals: dict[str, bytes | None], backbones: Sequence[str]) -> dict[str, bytes | None]:
+    """What ultrapatch's edits for `backbones` make of `originals` (path: bytes, None for an absent file), and
+    nothing else: per file of `originals`, the text with ultrapatch's edits and nobody else's (the original where
+    they leave it alone). No backbones: the originals. EditFailed when the edits cannot be made on them."""
+    from patcher.backbones import select_backbones
+    from patcher.edits import EDITS
+    from patcher.errors import EditFailed
+
+    if not backbones:
+        return dict(originals)
+    overlay = {rel: None if data is None else data.decode("utf-8") for rel, data in originals.items()}
+    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(backbones))), overlay=overlay)
+    if not plan.ok:
+        raise EditFailed(
+            f"ultrapatch's edits for {', '.join(backbones)} cannot be made on the original files it recorded: "
+            + "; ".join(r.detail for r in plan.failed)
+        )
+    result = dict(originals)
+    for rel, _old, new in plan.changes:
+        result[rel] = new.encode("utf-8")
+    return result
+
+
 def write_plan(plan: Plan) -> None:
     """Write every changed file by atomic replace. Refuses a plan with failures: all or nothing."""
     if not plan.ok:

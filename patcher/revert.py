@@ -19,10 +19,8 @@ from pathlib import Path
 
 from patcher import state as records
 from patcher.backbones import select_backbones
-from patcher.edits import EDITS
-from patcher.edits.base import Context
 from patcher.errors import EditFailed, UltrapatchError
-from patcher.planner import file_diff, make_plan
+from patcher.planner import edited_originals, file_diff
 from patcher.transaction import Transaction
 from patcher.tree import Tree
 
@@ -82,24 +80,6 @@ def merge(current: bytes, base: bytes, other: bytes) -> tuple[bytes, list[str]]:
     return done.stdout, regions
 
 
-def targets(tree: Tree, state: records.State, remaining: list[str]) -> dict[str, bytes | None]:
-    """What every recorded file becomes: its original, or apply's result on the originals for `remaining`."""
-    originals = {rel: r.original for rel, r in state.files.items()}
-    if not remaining:
-        return originals
-    overlay = {rel: None if data is None else data.decode("utf-8") for rel, data in originals.items()}
-    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(remaining))), overlay=overlay)
-    if not plan.ok:
-        raise EditFailed(
-            f"the backbones that stay ({', '.join(remaining)}) cannot be re-applied to the original files: "
-            + "; ".join(r.detail for r in plan.failed)
-        )
-    result = dict(originals)
-    for rel, _old, new in plan.changes:
-        result[rel] = new.encode("utf-8")
-    return result
-
-
 def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
     state = records.load(tree.root)
     if state is None:
@@ -112,31 +92,27 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
             f"lists {', '.join(state.backbones) or 'none'}."
         )
     remaining = [name for name in state.backbones if name not in removed]
-    wanted = targets(tree, state, remaining)
+    wanted = edited_originals(tree, state.originals(), remaining)
     plan = RevertPlan(removed=removed, commit=state.commit)
     final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
         path = tree.root / rel
         current = path.read_bytes() if path.is_file() else None
-        target = wanted.get(rel, record.original)
+        target = wanted[rel]
         plan.before[rel] = None if current is None else records.sha256(current)
-        if current is not None and records.sha256(current) == record.written:
-            result = target  # as ultrapatch wrote it
+        if current == record.ours:
+            result = target  # nothing of the user's in it
         elif current is None:
             if target is not None:
                 plan.conflicts[rel] = ["deleted since apply"]
                 plan.forced[rel] = target
             continue
-        elif record.original is None and target is None:
-            plan.kept.append(rel)  # created, changed by the user, not needed any more
+        elif target is None:  # created by ultrapatch, changed by the user, not needed any more
+            plan.kept.append(rel)
             final[rel] = current
             continue
-        elif record.written_bytes is None or target is None:
-            plan.conflicts[rel] = ["changed since apply"]
-            plan.forced[rel] = target
-            continue
-        else:
-            result, regions = merge(current, record.written_bytes, target)
+        else:  # the user's changes are what lies between ours and the file: carry them onto the target
+            result, regions = merge(current, record.ours, target)
             if regions:
                 plan.conflicts[rel] = regions
                 plan.forced[rel] = target
@@ -148,9 +124,8 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
     if remaining:
         record = records.State(state.release, remaining, commit=state.commit)
         for rel, old in state.files.items():
-            data = final.get(rel, plan.forced.get(rel, old.original))
-            if data != old.original and rel not in plan.kept:
-                record.files[rel] = records.FileRecord(old.original, records.sha256(data or b""), data)
+            if wanted[rel] != old.original and rel not in plan.kept:  # still edited (or created) by ultrapatch
+                record.files[rel] = records.FileRecord(old.original, wanted[rel] or b"")
         record.created_dirs = [d for d in state.created_dirs if any(f.startswith(d + "/") for f in record.files)]
         plan.record = record
     plan.dirs = sorted(state.created_dirs, key=lambda d: -d.count("/"))

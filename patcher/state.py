@@ -1,35 +1,45 @@
 """The record of what apply did, kept inside the tree in `.ultrapatch/state.json`, so that revert can undo it.
 
-Per file: its original bytes (base64; none for a file apply created) and the sha256 of what ultrapatch wrote.
-Revert restores a file only while it still holds what ultrapatch wrote; a file the user changed since is a
-conflict. `.ultrapatch/` goes into the repository's `.git/info/exclude`, not `.gitignore`: the record belongs to
-this checkout, not to the project, and `git status` stays clean without touching a tracked file.
+Per file, two texts: its `original` (none for a file apply created) and `ours`, what ultrapatch's edits make of the
+originals for the backbones the record lists, and nothing else. `ours` is worked out from the originals, never read
+back from the disk: what the disk holds is `ours` plus whatever the user changed, so the user's changes are always
+the difference between the two, across any number of applies, partial reverts, edits and commits. Revert merges
+that difference onto its target (`patcher.revert`).
+
+`.ultrapatch/` goes into the repository's `.git/info/exclude`, not `.gitignore`: the record belongs to this
+checkout, not to the project, and `git status` stays clean without touching a tracked file.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patcher import __version__
+from patcher.errors import UltrapatchError
 from patcher.planner import write_atomic
 
 STATE_DIR = ".ultrapatch"
 STATE_FILE = f"{STATE_DIR}/state.json"
+SCHEMA = 2  # 1: `written` held the bytes last written, the user's changes included (the defect schema 2 fixes)
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class DamagedRecord(UltrapatchError):
+    """`.ultrapatch/state.json` (or the journal's copy of it) cannot be read: exit 2, with what to do."""
+
+
 @dataclass
 class FileRecord:
     original: bytes | None  # None: ultrapatch created the file
-    written: str  # sha256 of what ultrapatch last wrote
-    written_bytes: bytes | None = None  # what ultrapatch last wrote: the base of revert's three-way merge
+    ours: bytes  # the original with ultrapatch's edits for the recorded backbones: the base of every merge
 
 
 @dataclass
@@ -40,30 +50,28 @@ class State:
     created_dirs: list[str] = field(default_factory=list)
     commit: str | None = None  # the commit `apply --commit` made
 
-    def record(self, root: Path, rel: str, original: bytes | None, written: bytes) -> None:
-        """Note a write; a file written before keeps its first original, so revert goes back to before any apply."""
+    def note_original(self, root: Path, rel: str, original: bytes | None) -> None:
+        """A file apply is about to write: its first original is kept, so revert goes back to before any apply."""
         if rel in self.files:
-            self.files[rel].written, self.files[rel].written_bytes = sha256(written), written
-        else:
-            self.files[rel] = FileRecord(original, sha256(written), written)
+            return
+        self.files[rel] = FileRecord(original, b"" if original is None else original)
         parent = Path(rel).parent
         while parent != Path(".") and not (root / parent).exists():
             self.created_dirs.append(parent.as_posix())
             parent = parent.parent
 
+    def originals(self) -> dict[str, bytes | None]:
+        return {rel: r.original for rel, r in self.files.items()}
+
     def to_json(self) -> str:
         return json.dumps(
             {
+                "schema": SCHEMA,
                 "ultrapatch": __version__,
                 "release": self.release,
                 "backbones": self.backbones,
                 "files": {
-                    rel: {
-                        "original": None if r.original is None else base64.b64encode(r.original).decode(),
-                        "written_sha256": r.written,
-                        "written": None if r.written_bytes is None else base64.b64encode(r.written_bytes).decode(),
-                    }
-                    for rel, r in sorted(self.files.items())
+                    rel: {"original": _b64(r.original), "ours": _b64(r.ours)} for rel, r in sorted(self.files.items())
                 },
                 "created_dirs": sorted(set(self.created_dirs)),
                 "commit": self.commit,
@@ -72,21 +80,67 @@ class State:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> State:
-        data = json.loads(text)
-        def decode(text: str | None) -> bytes | None:
-            return None if text is None else base64.b64decode(text)
+    def from_json(cls, text: str, where: str = STATE_FILE) -> State:
+        """Parse a record; DamagedRecord, with what is wrong and what to do, for anything that is not one."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise DamagedRecord(_damaged(where, f"it is not JSON: {exc}")) from None
+        if not isinstance(data, dict):
+            raise DamagedRecord(_damaged(where, "it holds no record"))
+        schema = data.get("schema", 1)
+        if not isinstance(schema, int) or schema > SCHEMA:
+            raise DamagedRecord(
+                f"{where} was written by a newer ultrapatch ({data.get('ultrapatch', '?')}, record schema {schema}); "
+                f"this is ultrapatch {__version__}. Upgrade ultrapatch (`pip install -U .` in its checkout) and run "
+                f"the command again."
+            )
+        try:
+            files = {}
+            for rel, r in data["files"].items():
+                original = _unb64(r["original"])
+                ours = _unb64(r["ours"] if schema >= 2 else r["written"])
+                if not isinstance(rel, str) or ours is None:
+                    raise ValueError(f"no text of ultrapatch's for {rel}")
+                files[rel] = FileRecord(original, ours)
+            state = cls(str(data["release"]), list(data["backbones"]), files, list(data.get("created_dirs", [])),
+                        data.get("commit"))
+            if not all(isinstance(b, str) for b in state.backbones) or not all(isinstance(d, str) for d in state.created_dirs):
+                raise ValueError("backbones and created_dirs must be lists of names")
+        except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
+            raise DamagedRecord(_damaged(where, f"its content is not a record ({type(exc).__name__}: {exc})")) from None
+        return state
 
-        files = {
-            rel: FileRecord(decode(r["original"]), r["written_sha256"], decode(r.get("written")))
-            for rel, r in data["files"].items()
-        }
-        return cls(data["release"], data["backbones"], files, data.get("created_dirs", []), data.get("commit"))
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def _unb64(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError("a text must be base64")
+    return base64.b64decode(text, validate=True)
+
+
+def _damaged(where: str, what: str) -> str:
+    return (
+        f"{where} is damaged ({what}), so ultrapatch cannot tell its edits from yours. Restore the file from a backup "
+        f"if you have one; otherwise restore the tree with git (`git status`, then `git checkout -- FILE` for "
+        f"ultrapatch's files), delete {STATE_DIR}/ and apply again."
+    )
 
 
 def load(root: Path) -> State | None:
     path = root / STATE_FILE
-    return State.from_json(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedRecord(_damaged(STATE_FILE, f"it cannot be read: {exc}")) from None
+    return State.from_json(text)
 
 
 def save(root: Path, state: State) -> None:

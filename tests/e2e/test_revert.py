@@ -248,3 +248,26 @@ def test_plain_directory_round_trip(release_tree):
     assert invoke("revert", str(tree)).exit_code == 0
     assert tree_digest(tree) == before
     assert not Path(tree / ".ultrapatch").exists()
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_user_edit_between_two_applies_survives_revert(release_tree, partial):
+    """Issue 12, defect 1: the second apply recorded the user's text as ultrapatch's, and revert dropped the edit."""
+    tree = release_tree("8.4.190")
+    original = (tree / TASKS).read_text()
+    assert invoke("apply", str(tree), "-b", "mobilenetv3").exit_code == 0
+    lines = (tree / TASKS).read_text().splitlines(keepends=True)
+    (tree / TASKS).write_text("".join([lines[0], "MY_USER_CONSTANT = 42\n", *lines[1:]]))
+    applied = invoke("apply", str(tree), "-b", "mobilenetv2")
+    assert applied.exit_code == 0, applied.output
+    if partial:
+        result = invoke("revert", str(tree), "-b", "mobilenetv2")
+        assert result.exit_code == 0, result.output
+        assert "MY_USER_CONSTANT = 42\n" in (tree / TASKS).read_text()
+        assert "MobileNetV2," not in (tree / TASKS).read_text()
+    result = invoke("revert", str(tree))
+    assert result.exit_code == 0, result.output
+    assert f"merged {TASKS}: your changes kept" in result.output
+    wanted = original.splitlines(keepends=True)
+    assert (tree / TASKS).read_text() == "".join([wanted[0], "MY_USER_CONSTANT = 42\n", *wanted[1:]])
+    assert git_status(tree) == f" M {TASKS}\n"
