@@ -17,12 +17,13 @@ import click
 from patcher import NEWEST_TESTED_RELEASE, __version__
 from patcher.backbones import BACKBONES, Backbone, select_backbones
 from patcher.edits import EDITS
-from patcher.edits.base import Context, Status
+from patcher.edits.base import Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed
 from patcher.fetch import fetch as fetch_release
 from patcher import state
 from patcher import gitops, transaction
-from patcher.planner import Plan, edited_originals, make_plan
+from patcher.applying import ApplyPlan, plan_apply
+from patcher.planner import Plan
 from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
 from patcher.status import tree_status
 from patcher.tree import COMPROMISED_RELEASES, Tree, find_tree, format_version
@@ -97,6 +98,8 @@ def apply(
     path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: bool, show_diff: bool, commit: bool, then_verify: bool
 ) -> None:
     """Make every tutorial edit on the Ultralytics tree at PATH, idempotently and all or nothing."""
+    if dry_run and check:
+        raise click.UsageError("--dry-run prints the diff and --check only answers whether there is one: give one of them.")
     if (then_verify or commit) and (dry_run or check):
         raise click.UsageError("--verify and --commit act on an apply that writes; leave out --dry-run and --check.")
     backbones = select_backbones(backbone_names)
@@ -105,53 +108,35 @@ def apply(
     _warn_if_untested(tree)
     if dry_run or check:
         _note_pending(tree)
-        plan = make_plan(tree, EDITS, Context(tree.release, backbones))
+        planned = plan_apply(tree, backbones)
         click.echo(_header(tree, backbones), err=True)  # the diff goes to stdout, alone, so that `git apply` reads it
-        _echo_reports(plan, err=True)
-        if not plan.ok:
-            raise EditFailed(f"{len(plan.failed)} edit(s) could not be made.")
-        files = len(plan.changes)
-        if dry_run:
-            click.echo(plan.diff(), nl=False)
+        _refuse_failed(planned, err=True)
+        files = len(planned.writes)
+        if dry_run or show_diff:
+            click.echo(planned.diff(), nl=False)
         click.echo(f"would change {files} file(s)" if files else "nothing to change", err=True)
         if check and files:
             sys.exit(EXIT_EDIT_FAILED)
         return
     with transaction.locked(tree.root, "apply"):
         _echo_recovered(tree)
-        plan = make_plan(tree, EDITS, Context(tree.release, backbones))
+        planned = plan_apply(tree, backbones)
+        plan, record = planned.plan, planned.record
         click.echo(_header(tree, backbones))
-        _echo_reports(plan, err=False)
-        if not plan.ok:
-            raise EditFailed(f"{len(plan.failed)} edit(s) could not be made; nothing was written.")
-        changed = [rel for rel, _old, _new in plan.changes]
+        _refuse_failed(planned, err=False)
+        changed = sorted(planned.writes)
         if commit:
             gitops.check_can_commit(tree.root, changed)
-        record = state.load(tree.root)
-        first = record is None
-        record = record or state.State(tree.release_text)
         for rel in gitops.uncommitted(tree.root, changed):
-            ours = rel in record.files and (tree.root / rel).read_bytes() == record.files[rel].ours
-            if not ours:  # changes of the user's, not those of an earlier apply
+            if rel in planned.fresh:
                 click.echo(f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)")
-        if plan.changes:
-            for rel, old, _new in plan.changes:
-                record.note_original(tree.root, rel, None if old is None else old.encode("utf-8"))
-            record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
-            # ours: what the edits make of the originals, never what the disk holds (that may carry the user's changes)
-            ours = (
-                {rel: new.encode("utf-8") for rel, _old, new in plan.changes}
-                if first
-                else edited_originals(tree, record.originals(), record.backbones)
-            )
-            for rel, file_record in record.files.items():
-                file_record.ours = ours[rel] or b""
-            before = {rel: None if old is None else state.sha256(old.encode("utf-8")) for rel, old, _new in plan.changes}
-            writes = {rel: new.encode("utf-8") for rel, _old, new in plan.changes}
-            transaction.Transaction("apply", writes, before, record).commit(tree.root)
+        for rel in planned.merged:
+            click.echo(f"note: {rel} has changes of yours: they are kept, merged with ultrapatch's new edits")
+        if changed:
+            transaction.Transaction("apply", dict(planned.writes), planned.before, record).commit(tree.root)
         if show_diff:
-            click.echo(plan.diff(), nl=False)
-        files = len(plan.changes)
+            click.echo(planned.diff(), nl=False)
+        files = len(changed)
         counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
         click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
         if commit and changed:
@@ -169,6 +154,19 @@ def apply(
     if then_verify:
         click.echo("")
         _verify(tree, verifier.select_models(tree, backbones=list(backbones)), sys.executable, "cpu", None, False)
+
+
+def _refuse_failed(planned: ApplyPlan, err: bool) -> None:
+    """Print the edits' reports; exit 1, before anything is written, when an edit failed or a merge conflicts."""
+    _echo_reports(planned.plan, err=err)
+    if not planned.plan.ok:
+        raise EditFailed(f"{len(planned.plan.failed)} edit(s) could not be made; nothing was written.")
+    if planned.conflicts:
+        regions = "; ".join(f"{rel} ({', '.join(where)})" for rel, where in planned.conflicts.items())
+        raise EditFailed(
+            f"your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Move or commit your changes "
+            f"there (`git diff` shows them), or revert ultrapatch first, then apply again."
+        )
 
 
 def _note_pending(tree: Tree) -> None:

@@ -159,9 +159,9 @@ def test_fetch_says_when_pypi_cannot_be_reached(tmp_path, monkeypatch):
 
 def test_fetch_says_when_a_release_does_not_exist(tmp_path, monkeypatch):
     monkeypatch.delenv("ULTRAPATCH_SDIST_CACHE", raising=False)
-    result = invoke("fetch", str(tmp_path / "u"), "--version", "8.3.42")  # withdrawn from PyPI
+    result = invoke("fetch", str(tmp_path / "u"), "--version", "8.2.999")  # never released
     assert result.exit_code == 2
-    assert "PyPI has no Ultralytics 8.3.42 source release" in result.output
+    assert "PyPI has no Ultralytics 8.2.999 source release" in result.output
 
 
 def test_fetch_makes_a_git_repository_with_one_commit(release_tree):

@@ -271,3 +271,40 @@ def test_a_user_edit_between_two_applies_survives_revert(release_tree, partial):
     wanted = original.splitlines(keepends=True)
     assert (tree / TASKS).read_text() == "".join([wanted[0], "MY_USER_CONSTANT = 42\n", *wanted[1:]])
     assert git_status(tree) == f" M {TASKS}\n"
+
+
+def test_applies_in_either_order_revert_cleanly(release_tree):
+    """The disk is always ultrapatch's text for the recorded backbones (made from the originals) plus the user's
+    changes: applying mobilenetv2 then mobilenetv3 writes what applying both at once writes, and reverts cleanly."""
+    tree, both = release_tree("8.4.190"), release_tree("8.4.190", "both")
+    before = tree_digest(tree)
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    second = invoke("apply", str(tree), "-b", "mobilenetv3")
+    assert second.exit_code == 0 and "note:" not in second.output, second.output  # nothing of the user's here
+    assert invoke("apply", str(both), "-b", "mobilenetv3", "-b", "mobilenetv2").exit_code == 0
+    assert outside_state(tree) == outside_state(both)
+    result = invoke("revert", str(tree))
+    assert result.exit_code == 0, result.output
+    assert tree_digest(tree) == before
+
+
+def test_a_second_apply_refuses_to_merge_over_an_overlapping_edit(release_tree):
+    tree = release_tree("8.4.190")
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    tasks = (tree / TASKS).read_text()
+    (tree / TASKS).write_text(tasks.replace("    MobileNetV2,\n)", "    MobileNetV2,  # mine\n)", 1))
+    digest = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "mobilenetv3")
+    assert result.exit_code == 1, result.output
+    assert f"your changes overlap ultrapatch's edits in: {TASKS} (lines" in result.output
+    assert tree_digest(tree) == digest
+
+
+def test_check_with_diff_prints_the_diff_and_check_with_dry_run_is_a_usage_error(release_tree):
+    tree = release_tree("8.4.190")
+    digest = tree_digest(tree)
+    result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2", "--check", "--diff"])
+    assert result.exit_code == 1 and result.stdout.startswith("--- a/"), result.stdout[:200]
+    result = invoke("apply", str(tree), "-b", "mobilenetv2", "--check", "--dry-run")
+    assert result.exit_code == 2 and "give one of them" in result.output
+    assert tree_digest(tree) == digest
