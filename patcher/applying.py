@@ -17,7 +17,7 @@ from patcher.backbones import BACKBONES, Backbone
 from patcher.edits import EDITS
 from patcher.edits.base import Context
 from patcher.merge import merge
-from patcher.planner import Plan, edited_originals, file_diff, make_plan
+from patcher.planner import Plan, bytes_diff, edited_originals, make_plan
 from patcher.tree import Tree
 
 
@@ -33,17 +33,11 @@ class ApplyPlan:
 
     def diff(self) -> str:
         """A `git apply`-able unified diff of the writes."""
-        return "".join(
-            file_diff(rel, _text(self.current[rel]), _text(data)) for rel, data in sorted(self.writes.items())
-        )
+        return "".join(bytes_diff(rel, self.current[rel], data) for rel, data in sorted(self.writes.items()))
 
     @property
     def before(self) -> dict[str, str | None]:
         return {rel: None if data is None else records.sha256(data) for rel, data in self.current.items()}
-
-
-def _text(data: bytes | None) -> str | None:
-    return None if data is None else data.decode("utf-8")
 
 
 def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
@@ -55,23 +49,22 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     if record is None:  # the first apply: the files as they are now are the originals
         record = records.State(tree.release_text, [b.name for b in backbones])
         result = ApplyPlan(plan, record)
-        for rel, old, new in plan.changes:
-            original = None if old is None else old.encode("utf-8")
+        for rel, (original, new) in plan.raw.items():
             record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
-            record.files[rel].ours = result.writes[rel] = new.encode("utf-8")
+            record.files[rel].ours = result.writes[rel] = new
             result.current[rel] = original
         return result
     result = ApplyPlan(plan, record)
     if not plan.changes:
         return result
-    for rel, old, _new in plan.changes:
+    for rel, (original, _new) in plan.raw.items():
         if rel not in record.files:
-            record.note_original(tree.root, rel, None if old is None else old.encode("utf-8"))
+            record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
     record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
     ours = edited_originals(tree, record.originals(), record.backbones)
-    planned = {rel for rel, _old, _new in plan.changes}
+    planned = plan.raw.keys()
     for rel, file_record in record.files.items():
         path = tree.root / rel
         current = path.read_bytes() if path.is_file() else None

@@ -279,7 +279,9 @@ def status(path: Path, as_json: bool) -> None:
     if report["compromised"]:
         click.echo(f"warning: {report['compromised']}")
     record = report["record"]
-    if record is None:
+    if report["damaged_record"]:
+        click.echo(f"record: damaged: {report['damaged_record']}")
+    elif record is None:
         click.echo("record: none (ultrapatch has not applied anything here)")
     else:
         commit = f", committed as {record['commit'][:10]}" if record["commit"] else ""

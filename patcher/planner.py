@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from patcher import textio
 from patcher.edits.base import Context, Edit, EditError, NotInRelease, Status, Workspace
 from patcher.tree import Tree
 
@@ -33,6 +34,7 @@ class Plan:
     tree: Tree
     reports: list[Report] = field(default_factory=list)
     changes: list[tuple[str, str | None, str]] = field(default_factory=list)
+    raw: dict[str, tuple[bytes | None, bytes]] = field(default_factory=dict)  # per change: the bytes before and after
 
     @property
     def failed(self) -> list[Report]:
@@ -61,7 +63,20 @@ def file_diff(rel: str, old: str | None, new: str | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str, str | None] | None = None) -> Plan:
+def bytes_diff(rel: str, old: bytes | None, new: bytes | None) -> str:
+    """`file_diff` of two contents of `rel`, each read in the file's own encoding."""
+    def text(data: bytes | None) -> str | None:
+        if data is None:
+            return None
+        try:
+            return textio.decode(rel, data)[0]
+        except textio.UnreadableFile:
+            return data.decode("utf-8", errors="replace")
+
+    return file_diff(rel, text(old), text(new))
+
+
+def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str, bytes | None] | None = None) -> Plan:
     """Run `edits` in order on one in-memory copy of the tree; each sees the text the previous ones left. `overlay`
     gives texts to start from instead of the disk's; the plan's changes are then relative to those."""
     files = Workspace(tree.root, overlay)
@@ -78,6 +93,7 @@ def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str
             continue
         plan.reports.append(Report(edit, Status.APPLIED if files.changed_since(before) else Status.ALREADY))
     plan.changes = files.changes()
+    plan.raw = {rel: (files.raw[rel], files.encoded(rel)) for rel, _old, _new in plan.changes}
     return plan
 
 
@@ -91,16 +107,15 @@ def edited_originals(tree: Tree, originals: dict[str, bytes | None], backbones: 
 
     if not backbones:
         return dict(originals)
-    overlay = {rel: None if data is None else data.decode("utf-8") for rel, data in originals.items()}
-    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(backbones))), overlay=overlay)
+    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(backbones))), overlay=originals)
     if not plan.ok:
         raise EditFailed(
             f"ultrapatch's edits for {', '.join(backbones)} cannot be made on the original files it recorded: "
             + "; ".join(r.detail for r in plan.failed)
         )
     result = dict(originals)
-    for rel, _old, new in plan.changes:
-        result[rel] = new.encode("utf-8")
+    for rel, (_old, new) in plan.raw.items():
+        result[rel] = new
     return result
 
 
@@ -108,8 +123,8 @@ def write_plan(plan: Plan) -> None:
     """Write every changed file by atomic replace. Refuses a plan with failures: all or nothing."""
     if not plan.ok:
         raise ValueError("a plan with failed edits is never written")
-    for rel, _old, new in plan.changes:
-        write_atomic(plan.tree.root / rel, new.encode("utf-8"))
+    for rel, (_old, new) in plan.raw.items():
+        write_atomic(plan.tree.root / rel, new)
 
 
 TEMP_SUFFIX = ".ultrapatch-tmp"

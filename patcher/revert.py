@@ -19,7 +19,7 @@ from patcher import state as records
 from patcher.backbones import select_backbones
 from patcher.errors import EditFailed, UltrapatchError
 from patcher.merge import merge
-from patcher.planner import edited_originals, file_diff
+from patcher.planner import bytes_diff, edited_originals
 from patcher.transaction import Transaction
 from patcher.tree import Tree
 
@@ -44,8 +44,7 @@ class RevertPlan:
         chunks = []
         for rel, data in sorted(self.writes.items()):
             path = root / rel
-            current = path.read_text(encoding="utf-8") if path.is_file() else None
-            chunks.append(file_diff(rel, current, None if data is None else data.decode("utf-8")))
+            chunks.append(bytes_diff(rel, path.read_bytes() if path.is_file() else None, data))
         return "".join(chunks)
 
 

@@ -45,7 +45,10 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     backbones = [(b, *backbone_state(tree, b)) for b in BACKBONES.values()]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
     plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values())))
-    record = records.load(tree.root)
+    try:
+        record, damaged = records.load(tree.root), None
+    except records.DamagedRecord as exc:  # status still shows what the tree's text says
+        record, damaged = None, exc.format_message()
     return {
         "release": tree.release_text,
         "root": str(tree.root),
@@ -59,6 +62,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
             "created": sorted(rel for rel, r in record.files.items() if r.original is None),
             "commit": record.commit,
         },
+        "damaged_record": damaged,
         "interrupted": pending(tree.root),
         "edits": [
             {"name": r.edit.name, "target": r.edit.target, "state": EDIT_STATE[r.status], "detail": r.detail}

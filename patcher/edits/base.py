@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import libcst as cst
 
+from patcher import textio
 from patcher.backbones import Backbone
 from patcher.tree import Version
 
@@ -63,23 +64,32 @@ class Context:
 class Workspace:
     """The tree's files as in-memory text. Edits read and write here; only the planner touches the disk."""
 
-    def __init__(self, root: Path, overlay: dict[str, str | None] | None = None):
+    def __init__(self, root: Path, overlay: dict[str, bytes | None] | None = None):
         self.root = root
-        self._overlay = overlay or {}  # texts to read instead of the disk's (None: absent), e.g. a file's original
+        self._overlay = overlay or {}  # contents to read instead of the disk's (None: absent), e.g. a file's original
         self._texts: dict[str, str | None] = {}
         self._originals: dict[str, str | None] = {}
+        self.raw: dict[str, bytes | None] = {}  # each file's bytes as read
+        self.encodings: dict[str, str] = {}  # each file's encoding, to write it back in
         self._parsed: dict[str, tuple[str, cst.Module]] = {}  # parsing is the slow part: once per text
 
     def read(self, rel: str) -> str | None:
         """The current text of `rel` (a repository-relative path with forward slashes), or None if it is absent."""
         if rel not in self._texts:
             path = self.root / rel
-            if rel in self._overlay:
-                text = self._overlay[rel]
-            else:
-                text = path.read_bytes().decode("utf-8") if path.is_file() else None
+            data = self._overlay[rel] if rel in self._overlay else path.read_bytes() if path.is_file() else None
+            text = None
+            if data is not None:
+                text, self.encodings[rel] = textio.decode(rel, data)
+            self.raw[rel] = data
             self._texts[rel] = self._originals[rel] = text
         return self._texts[rel]
+
+    def encoded(self, rel: str) -> bytes:
+        """The current text of `rel` in the file's own encoding (UTF-8 for a new file)."""
+        text = self._texts[rel]
+        assert text is not None
+        return textio.encode(text, self.encodings.get(rel, "utf-8"))
 
     def write(self, rel: str, text: str, module: cst.Module | None = None) -> None:
         """Replace the text of `rel`; `module`, when given, is the libcst tree that `text` is the code of."""
@@ -89,12 +99,15 @@ class Workspace:
             self._parsed[rel] = (text, module)
 
     def module(self, rel: str) -> cst.Module:
-        """The current text of `rel` parsed by libcst (ParserSyntaxError when it is not valid Python)."""
+        """The current text of `rel` parsed by libcst; UnreadableFile, with the line, when it is not valid Python."""
         text = self.read(rel)
         assert text is not None
         cached = self._parsed.get(rel)
         if cached is None or cached[0] is not text:
-            self._parsed[rel] = (text, cst.parse_module(text))
+            try:
+                self._parsed[rel] = (text, cst.parse_module(text))
+            except cst.ParserSyntaxError as exc:
+                raise textio.syntax_error(rel, text, exc.message) from None
         return self._parsed[rel][1]
 
     def snapshot(self) -> dict[str, str | None]:
@@ -136,10 +149,7 @@ class SourceEdit(Edit):
             if self.optional:
                 raise NotInRelease(f"no {self.target}")
             raise AnchorMissing(self.target, "", "the file", "Is the tree complete?")
-        try:
-            module = files.module(self.target)
-        except cst.ParserSyntaxError as exc:
-            raise AnchorMissing(self.target, "", "valid Python", f"libcst says: {exc.message} (line {exc.raw_line})")
+        module = files.module(self.target)
         new = self.transform(module, ctx)
         if new is not module and (code := new.code) != text:
             files.write(self.target, code, new)

@@ -11,6 +11,7 @@ from patcher.edits.flops import TORCH_UTILS, FullSizeFlops
 from patcher.edits.rect import RectFalse
 from patcher.edits.shapes import TASKS
 from patcher.edits.stride_probe import StrideProbe
+from patcher.textio import UnreadableFile
 from patcher.edits.tasks_import import TasksImport
 
 RECT = RectFalse("rect-detect", "ultralytics/models/yolo/detect/train.py", "DetectionTrainer")
@@ -126,8 +127,12 @@ def test_missing_get_flops_fails(tmp_path):
     assert_fails(tmp_path, FullSizeFlops(), TORCH_UTILS, "x = 1\n", TORCH_UTILS, "def get_flops")
 
 
-def test_unparsable_file_fails_with_a_sentence(tmp_path):
-    assert_fails(tmp_path, StrideProbe(), TASKS, "def broken(:\n", TASKS, "valid Python")
+def test_unparsable_file_is_one_sentence_with_its_line(tmp_path):
+    with pytest.raises(UnreadableFile) as raised:
+        run_edit(tmp_path, StrideProbe(), {TASKS: "x = 1\n\ndef broken(:\n"})
+    message = raised.value.format_message()
+    assert message.startswith(f"{TASKS} is not valid Python (line 3: ")
+    assert f"`git checkout -- {TASKS}`" in message
 
 
 IMPORTS = '''\

@@ -1,0 +1,64 @@
+"""Bytes to text and back, keeping each file's encoding, and sentences for a file ultrapatch cannot read or parse.
+
+A Python file is read in the encoding its PEP 263 declaration names (UTF-8 without one) and written back in the
+same; anything else (the model YAMLs) is UTF-8.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+
+from patcher.errors import UltrapatchError
+
+COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)  # PEP 263
+RESTORE = "see what changed with `git diff -- {rel}`, and restore it with `git checkout -- {rel}`"
+
+
+class UnreadableFile(UltrapatchError):
+    """A file ultrapatch must edit cannot be decoded, or is not valid Python: exit 2, nothing written."""
+
+
+def decode(rel: str, data: bytes) -> tuple[str, str]:
+    """The text of `data`, the file at `rel`, and the encoding to write it back in."""
+    encoding = "utf-8"
+    if rel.endswith(".py"):
+        try:
+            encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+        except SyntaxError as exc:  # an unknown declared encoding, or no declaration and lines that are not UTF-8
+            if COOKIE.search(b"\n".join(data.splitlines()[:2])):
+                raise UnreadableFile(f"{rel} declares an encoding Python does not know ({exc}). Fix its coding line.") from None
+    try:
+        return data.decode(encoding), encoding
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        where = f"byte 0x{data[exc.start]:02x} on line {line}"
+        if rel.endswith(".py"):
+            raise UnreadableFile(
+                f"{rel} is not valid {encoding} ({where}), the encoding it declares or Python's default. ultrapatch "
+                f"keeps a file's encoding but must know it: declare it on the first line "
+                f"(`# -*- coding: latin-1 -*-`, PEP 263), or convert the file to UTF-8 "
+                f"(`iconv -f latin1 -t utf-8`), then run the command again."
+            ) from None
+        raise UnreadableFile(
+            f"{rel} is not UTF-8 ({where}). ultrapatch reads its files as UTF-8: convert it "
+            f"(`iconv -f latin1 -t utf-8`) or move it aside, then run the command again."
+        ) from None
+
+
+def encode(text: str, encoding: str) -> bytes:
+    return text.encode(encoding)
+
+
+def syntax_error(rel: str, text: str, parser_message: str) -> UnreadableFile:
+    """The sentence for a Python file that does not parse: Python's own message and line where it has one."""
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        detail = f"line {exc.lineno}: {exc.msg}"
+    else:  # Python parses it and libcst does not: syntax newer than this libcst knows
+        detail = f"libcst cannot parse it ({parser_message.strip().splitlines()[0]}); upgrade libcst"
+    return UnreadableFile(f"{rel} is not valid Python ({detail}). ultrapatch edits valid source only: "
+                          f"{RESTORE.format(rel=rel)}.")

@@ -1,0 +1,108 @@
+"""Nothing of the user's is lost: files ultrapatch cannot read or parse, a damaged record, links and the lock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import git_status, tree_digest
+from patcher.cli import cli
+
+pytestmark = pytest.mark.e2e
+TASKS = "ultralytics/nn/tasks.py"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture
+def tree(release_tree):
+    return release_tree("8.4.190")
+
+
+def test_a_syntax_error_is_one_sentence_with_its_line(tree):
+    path = tree / TASKS
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines, "\n", "def broken(:\n", "    pass\n"]))
+    line = len(lines) + 2
+    before = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "mobilenetv3")
+    assert result.exit_code == 2, result.output
+    assert result.output.count("is not valid Python") == 1
+    assert f"{TASKS} is not valid Python (line {line}: " in result.output
+    assert f"`git diff -- {TASKS}`" in result.output and f"`git checkout -- {TASKS}`" in result.output
+    assert "Traceback" not in result.output and tree_digest(tree) == before
+
+
+def latin1(tree, cookie: bool) -> bytes:
+    """tasks.py with a Latin-1 comment, declared by a PEP 263 line or not."""
+    path = tree / TASKS
+    text = path.read_text(encoding="utf-8")
+    head = "# -*- coding: latin-1 -*-\n" if cookie else ""
+    data = (head + "# Réglages de l'équipe\n" + text).encode("latin-1", errors="replace")  # its emoji: ?
+    path.write_bytes(data)
+    return data
+
+
+def test_a_declared_encoding_is_kept(tree):
+    data = latin1(tree, cookie=True)
+    before = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "mobilenetv2")
+    assert result.exit_code == 0, result.output
+    written = (tree / TASKS).read_bytes()
+    assert written.startswith(data[:60]) and "MobileNetV2" in written.decode("latin-1")
+    assert "équipe".encode("latin-1") in written and "équipe".encode("utf-8") not in written
+    again = invoke("apply", str(tree), "-b", "mobilenetv2")
+    assert again.exit_code == 0 and "nothing to change" in again.output
+    assert invoke("revert", str(tree)).exit_code == 0
+    assert tree_digest(tree) == before
+
+
+def test_an_undeclared_non_utf8_file_is_refused(tree):
+    latin1(tree, cookie=False)
+    before = tree_digest(tree)
+    for args in (["apply", str(tree), "-b", "mobilenetv2"], ["apply", str(tree), "-b", "mobilenetv2", "--dry-run"]):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+        assert f"{TASKS} is not valid utf-8 (byte 0xe9 on line 1)" in result.output
+        assert "coding: latin-1" in result.output and len(result.output) < 1000
+        assert tree_digest(tree) == before
+
+
+def test_a_non_utf8_yaml_at_an_install_path_is_refused(tree):
+    yaml = tree / "ultralytics/cfg/models/v8/yolov8-MobileNetV2.yaml"
+    yaml.write_bytes("# modèle\nnc: 80\n".encode("latin-1"))
+    before = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "mobilenetv2")
+    assert result.exit_code == 2, result.output
+    assert "yolov8-MobileNetV2.yaml is not UTF-8 (byte 0xe8 on line 1)" in result.output
+    assert tree_digest(tree) == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda text: text[: len(text) // 2], "is not JSON"),
+        (lambda text: "not json at all", "is not JSON"),
+        (lambda text: json.dumps({"schema": 2, "files": 3}), "its content is not a record"),
+        (lambda text: json.dumps({**json.loads(text), "schema": 99, "ultrapatch": "9.0"}), "written by a newer ultrapatch (9.0"),
+    ],
+)
+def test_a_damaged_record_is_a_sentence_and_status_still_shows_the_tree(tree, damage, words):
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    record = tree / ".ultrapatch/state.json"
+    record.write_text(damage(record.read_text()))
+    before = tree_digest(tree)
+    for args in (["revert", str(tree)], ["revert", str(tree), "--dry-run"], ["apply", str(tree), "-b", "mobilenetv3"]):
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert words in result.output and "Traceback" not in result.output
+        assert tree_digest(tree) == before
+    status = invoke("status", str(tree))
+    assert status.exit_code == 0, status.output
+    assert "record: damaged: .ultrapatch/state.json" in status.output
+    assert "mobilenetv2         installed" in status.output  # read from the tree's text
+    assert git_status(tree).count("??") > 0  # nothing was taken out
