@@ -7,13 +7,15 @@ written atomically before the first file is touched. A run that finds a journal 
 idempotent), unless a file holds neither its before nor its after bytes: someone changed it since, and ultrapatch
 stops rather than overwrite that.
 
-One run at a time: `.ultrapatch/lock` holds the pid of the process working on the tree. A second run exits 2; a lock
-whose process is gone is taken over.
+One run at a time: the process working on the tree holds an flock on `.ultrapatch/lock` (and writes its pid there
+for the message a second run gets: exit 2). The OS releases the flock when a process dies, so a lock left by a
+killed run is simply taken.
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import socket
@@ -149,51 +151,71 @@ def pending(root: Path) -> str | None:
         return "run"
 
 
-def _alive(pid: int) -> bool:
+def _holder(lock: Path) -> dict:
+    """What the holder wrote into the lock (its pid, command and start); empty while it has not written it yet."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _take(lock: Path) -> int | None:
+    """An open descriptor of `lock` holding its flock, or None while another process holds it.
+
+    The holder removes the file when it is done (a full revert leaves no `.ultrapatch/` behind), so a process may
+    wait on a file that is then unlinked: after taking the flock it checks that the path still names the file it
+    locked, and starts over when not."""
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except (FileNotFoundError, FileExistsError):  # the holder removed the folder as we made or opened it
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # locked a file its holder had already removed: try the new one
 
 
 @contextmanager
 def locked(root: Path, command: str) -> Iterator[None]:
-    """Hold `.ultrapatch/lock` for the duration; another live holder is bad input (exit 2), a dead one is replaced."""
+    """Hold `.ultrapatch/lock` (an flock, which the OS releases when a holder dies) for the duration; another live
+    holder is bad input (exit 2)."""
     lock = root / LOCK
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    records.exclude_from_git(root)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    for _attempt in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(lock.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                holder = {}
-            pid = holder.get("pid")
-            if isinstance(pid, int) and (holder.get("host") != me["host"] or _alive(pid)):
-                raise UltrapatchError(
-                    f"another ultrapatch ({holder.get('command', 'run')}, pid {pid}, since {holder.get('since', '?')}) "
-                    f"is working on {root}; wait for it to finish. If it is not running, delete {lock}."
-                ) from None
-            lock.unlink(missing_ok=True)  # its process is gone: a stale lock
-            continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(me))
+    fd = _take(lock)
+    if fd is None:
+        holder = _holder(lock)
+        raise UltrapatchError(
+            f"another ultrapatch ({holder.get('command', 'run')}, pid {holder.get('pid', '?')}, since "
+            f"{holder.get('since', '?')}) is working on {root}; wait for it to finish, then run the command again."
+        )
+    try:
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(me).encode("utf-8"))
+        records.exclude_from_git(root)
         for name in ("state.json", "journal.json"):  # what a killed run may have left half-written
             _remove_temporaries(root / records.STATE_DIR / name)
-        break
-    else:
-        raise UltrapatchError(f"could not take {lock}; another ultrapatch may be starting. Try again.")
-    try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
-        state_dir = root / records.STATE_DIR
-        if state_dir.is_dir() and not any(state_dir.iterdir()):
-            state_dir.rmdir()
-            records.unexclude_from_git(root)
+        try:
+            lock.unlink(missing_ok=True)  # still holding the flock: a waiter then sees the path is gone
+            state_dir = root / records.STATE_DIR
+            if state_dir.is_dir() and not any(state_dir.iterdir()):
+                state_dir.rmdir()
+                records.unexclude_from_git(root)
+                if state_dir.exists():  # a run that started meanwhile made it again: its exclude line stays
+                    records.exclude_from_git(root)
+        except OSError:  # another process created its lock in the folder meanwhile: the folder stays
+            pass
+        finally:
+            os.close(fd)

@@ -151,23 +151,72 @@ def test_commit_refuses_what_it_would_sweep_in(release_tree, monkeypatch):
     assert tree_digest(tree) == digest
 
 
-def test_a_concurrent_run_is_refused_and_a_stale_lock_taken_over(release_tree):
+HOLD = """
+import sys, time
+from pathlib import Path
+from patcher.transaction import locked
+with locked(Path(sys.argv[1]), "apply"):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_concurrent_run_is_refused_and_a_dead_holders_lock_taken(release_tree):
     tree = release_tree("8.4.190")
-    lock = tree / ".ultrapatch" / "lock"
-    lock.parent.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tree), "60"], stdout=subprocess.PIPE, text=True)
     try:
-        lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "command": "apply"}))
+        assert holder.stdout.readline() == "held\n"
         refused = invoke("apply", str(tree), "-b", "mobilenetv2")
         assert refused.exit_code == 2
         assert f"another ultrapatch (apply, pid {holder.pid}" in refused.output
         assert git_status(tree) == ""  # nothing written (.ultrapatch/ is excluded)
     finally:
-        holder.kill()
+        holder.kill()  # SIGKILL: the lock file stays, and the OS drops its flock
         holder.wait()
-    applied = invoke("apply", str(tree), "-b", "mobilenetv2")  # its process is gone: a stale lock
+    assert (tree / ".ultrapatch" / "lock").exists()
+    applied = invoke("apply", str(tree), "-b", "mobilenetv2")
     assert applied.exit_code == 0, applied.output
-    assert not lock.exists()
+    assert not (tree / ".ultrapatch" / "lock").exists()
+
+
+CONTEND = """
+import os, sys, time
+from pathlib import Path
+from patcher.errors import UltrapatchError
+from patcher.transaction import locked
+root, inside, stop = Path(sys.argv[1]), Path(sys.argv[2]), time.time() + float(sys.argv[3])
+entered = refused = 0
+while time.time() < stop:
+    try:
+        with locked(root, "apply"):
+            fd = os.open(inside, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # fails if another process is inside too
+            os.close(fd)
+            time.sleep(0.001)
+            os.unlink(inside)
+            entered += 1
+    except UltrapatchError:
+        refused += 1
+print(entered, refused)
+"""
+
+
+def test_the_lock_admits_one_process_at_a_time(tmp_path):
+    """Eight processes take and release the lock in a loop for four seconds, the folder removed and made again each
+    time (as a full revert does): never two inside at once, and nothing but the refusal escapes."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    inside = tmp_path / "inside"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", CONTEND, str(root), str(inside), "4"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    results = [process.communicate(timeout=120) for process in processes]
+    for process, (out, err) in zip(processes, results):
+        assert process.returncode == 0, err[-2000:]
+    entered = sum(int(out.split()[0]) for out, _err in results)
+    assert entered > 50, results  # they did take turns
+    assert not (root / ".ultrapatch").exists()
 
 
 def run_until_killed(tree: Path, step: int | str, *args: str) -> subprocess.CompletedProcess:
