@@ -6,6 +6,8 @@ Exit codes: 0 success (including "already applied"); 1 an edit could not be made
 
 from __future__ import annotations
 
+import errno
+
 import click
 
 EXIT_OK = 0
@@ -27,3 +29,23 @@ class EditFailed(UltrapatchError):
     """One or more edits could not be made: exit 1. Nothing was written."""
 
     exit_code = EXIT_EDIT_FAILED
+
+
+REASONS = {
+    errno.EACCES: "permission denied (the file or its folder is not writable for you: `ls -l`)",
+    errno.EPERM: "operation not permitted (the file or its folder may be immutable: `lsattr` shows an i)",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "your disk quota is used up",
+}
+
+
+class WriteFailed(UltrapatchError):
+    """A file could not be written; everything this run wrote was undone: exit 2."""
+
+    def __init__(self, what: str, exc: OSError | None = None, reason: str = ""):
+        reason = reason or REASONS.get(exc.errno if exc else -1, f"{exc.strerror if exc else 'failed'}")
+        super().__init__(
+            f"could not write {what}: {reason}. Nothing was changed: the tree is as it was before this command. "
+            f"Make it writable (`chmod u+w`, `chattr -i`) or free some space, then run the command again."
+        )

@@ -5,8 +5,9 @@ A dry run and `--diff` are the plan printed; `--check` is the plan's emptiness; 
 
 from __future__ import annotations
 
-import difflib
 import atexit
+import difflib
+import errno
 import os
 import signal
 import sys
@@ -129,7 +130,9 @@ def write_plan(plan: Plan) -> None:
 
 TEMP_SUFFIX = ".ultrapatch-tmp"
 CRASH_AT = "ULTRAPATCH_TEST_CRASH_AT"  # tests: the process kills itself (SIGKILL) at this step of its writes
+FAIL_AT = "ULTRAPATCH_TEST_FAIL_AT"  # tests: the N-th write point of a run raises OSError (ENOSPC, or N:ERRNO_NAME)
 _steps = 0
+_write_points = 0
 
 
 def crash_point() -> None:
@@ -145,10 +148,34 @@ def crash_point() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def start_write_points() -> None:
+    """A run begins: its write points are counted from one."""
+    global _write_points
+    _write_points = 0
+
+
+def write_point(path: Path) -> None:
+    """Every place a run writes, creates, replaces or removes a file. With ULTRAPATCH_TEST_FAIL_AT=N set, the N-th
+    raises the OSError a failing file system would: how the tests show that any failed write leaves the tree as it
+    was. `count` prints how many a run has."""
+    global _write_points
+    target = os.environ.get(FAIL_AT)
+    if not target:
+        return
+    _write_points += 1
+    if target == "count":
+        print(f"ultrapatch write point {_write_points}: {path}", file=sys.stderr)
+        return
+    number, _, name = target.partition(":")
+    if _write_points == int(number):
+        code = getattr(errno, name or "ENOSPC")
+        raise OSError(code, os.strerror(code), str(path))
+
+
+def stage(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path` and flush it to disk; the temporary file. `path` is untouched."""
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    write_point(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -156,9 +183,25 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        crash_point()
-        os.replace(tmp, path)
-        crash_point()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def replace(tmp: Path, path: Path) -> None:
+    """Rename a staged file over `path`: the step that makes a write visible, all at once."""
+    crash_point()
+    try:
+        write_point(path)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    crash_point()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace(stage(path, data), path)

@@ -148,34 +148,28 @@ def save(root: Path, state: State) -> None:
 
 
 EXCLUDE_LINE = f"/{STATE_DIR}/"
+EXCLUDE_BYTES = EXCLUDE_LINE.encode("utf-8")
 
 
-def _exclude_file(root: Path) -> Path | None:
-    return root / ".git" / "info" / "exclude" if (root / ".git").is_dir() else None
+EXCLUDE_FILE = ".git/info/exclude"
 
 
-def exclude_from_git(root: Path) -> None:
-    """Add `/.ultrapatch/` to the repository's `.git/info/exclude` (a plain folder has none)."""
-    exclude = _exclude_file(root)
-    if exclude is None:
-        return
-    lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.is_file() else []
-    if EXCLUDE_LINE not in lines:
-        write_atomic(exclude, ("\n".join([*lines, EXCLUDE_LINE]) + "\n").encode("utf-8"))
+def excluded(root: Path, present: bool) -> bytes | None:
+    """The repository's `.git/info/exclude` with the line `/.ultrapatch/` added (`present`) or taken out, every
+    other byte as it is; None when that changes nothing, or the tree is no git repository."""
+    if not (root / ".git").is_dir():
+        return None
+    path = root / EXCLUDE_FILE
+    data = path.read_bytes() if path.is_file() else b""
+    lines = data.splitlines(keepends=True)
+    ours = [line for line in lines if line.rstrip(b"\r\n") == EXCLUDE_BYTES]
+    if present and not ours:
+        return data + (b"\n" if data and not data.endswith(b"\n") else b"") + EXCLUDE_BYTES + b"\n"
+    if not present and ours:
+        return b"".join(line for line in lines if line not in ours)
+    return None
 
 
-def unexclude_from_git(root: Path) -> None:
-    exclude = _exclude_file(root)
-    if exclude is not None and exclude.is_file():
-        lines = exclude.read_text(encoding="utf-8").splitlines()
-        if EXCLUDE_LINE in lines:
-            kept = [line for line in lines if line != EXCLUDE_LINE]
-            write_atomic(exclude, ("\n".join(kept) + "\n" if kept else "").encode("utf-8"))
-
-
-def forget(root: Path, keep_dir: bool = False) -> None:
-    """Remove the record; unless `keep_dir`, also the empty folder and its exclude line."""
+def forget(root: Path) -> None:
+    """Remove the record (its folder goes when the lock is released and nothing else is in it)."""
     (root / STATE_FILE).unlink(missing_ok=True)
-    if not keep_dir and (root / STATE_DIR).is_dir() and not any((root / STATE_DIR).iterdir()):
-        (root / STATE_DIR).rmdir()
-        unexclude_from_git(root)

@@ -18,6 +18,7 @@ import base64
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 from contextlib import contextmanager
@@ -26,11 +27,16 @@ from pathlib import Path
 from typing import Iterator
 
 from patcher import state as records
-from patcher.errors import UltrapatchError
-from patcher.planner import TEMP_SUFFIX, crash_point, write_atomic
+from patcher.errors import REASONS, UltrapatchError, WriteFailed
+from patcher.planner import TEMP_SUFFIX, crash_point, replace, stage, start_write_points, write_atomic, write_point
 
 JOURNAL = f"{records.STATE_DIR}/journal.json"
 LOCK = f"{records.STATE_DIR}/lock"
+GIT_LOCK = ".git/ultrapatch.lock"  # in a git repository, beside git's own locks: nothing shows in the tree meanwhile
+
+
+def lock_path(root: Path) -> Path:
+    return root / GIT_LOCK if (root / ".git").is_dir() else root / LOCK
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -71,29 +77,127 @@ class Transaction:
         return cls(data["operation"], writes, data["before"], record, data["dirs"])
 
     def commit(self, root: Path) -> None:
-        """Journal, files, record, folders, and the journal removed: each step safe to repeat after a kill."""
-        records.exclude_from_git(root)
-        write_atomic(root / JOURNAL, self.to_json().encode("utf-8"))
-        self._finish(root)
+        """All of the run's writes, or none of them.
 
-    def _finish(self, root: Path) -> None:
+        The journal goes first, so that a run killed at any later instant is completed by the next one. Then every
+        new file is staged (written in full and flushed beside its target) and every target is checked to be
+        replaceable: a failure there (permission, immutable flag, read-only file system, no space) removes what was
+        staged and the journal, and the tree is as it was. Then the renames, which need no space: should one fail
+        anyway, the files already replaced are put back."""
+        exclude = records.excluded(root, present=self.record is not None)  # git status stays clean of our folder
+        if exclude is not None:
+            self.before[records.EXCLUDE_FILE] = _sha(_read(root / records.EXCLUDE_FILE))
+            self.writes[records.EXCLUDE_FILE] = exclude
+        old = {rel: _read(root / rel) for rel in [*self.writes, records.STATE_FILE]}
+        journal = self.to_json().encode("utf-8")
+        record = None if self.record is None else self.record.to_json().encode("utf-8")
+        _check_space(root, len(journal) + len(record or b"") + sum(len(d) for d in self.writes.values() if d))
+        staged: dict[str, Path] = {}
+        made: list[Path] = []
+        rel = JOURNAL
+        try:
+            write_atomic(root / JOURNAL, journal)
+            for rel, data in [*self.writes.items(), (records.STATE_FILE, record)]:
+                path = root / rel
+                if path.exists():
+                    _check_replaceable(path)
+                if data is not None:
+                    made += _make_parents(path.parent)
+                    staged[rel] = stage(path, data)
+        except OSError as exc:
+            _discard(staged, made, root / JOURNAL)
+            raise WriteFailed(rel, exc) from None
+        try:
+            self._finish(root, staged)
+        except OSError as exc:
+            failed = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "a file"
+            try:
+                for name, data in old.items():
+                    if _read(root / name) != data:
+                        if data is None:
+                            (root / name).unlink()
+                        else:
+                            write_atomic(root / name, data)
+                _discard(staged, made, root / JOURNAL)
+            except OSError:
+                raise WriteFailed(
+                    failed, exc, f"{REASONS.get(exc.errno, exc.strerror)}, and putting back the files already "
+                    f"written failed too; {JOURNAL} is kept, and the next apply or revert completes this run"
+                ) from None
+            raise WriteFailed(failed, exc) from None
+
+    def _finish(self, root: Path, staged: dict[str, Path] | None = None) -> None:
+        staged = dict(staged or {})
         for rel, data in self.writes.items():
             path = root / rel
             if data is None:
                 if path.exists():
                     crash_point()
+                    write_point(path)
                     path.unlink()
+            elif rel in staged:
+                replace(staged.pop(rel), path)
             elif not path.is_file() or path.read_bytes() != data:
                 write_atomic(path, data)
         for rel in self.dirs:
             _remove_if_empty(root / rel)
         if self.record is None:
-            records.forget(root, keep_dir=True)
+            write_point(root / records.STATE_FILE)
+            records.forget(root)
+        elif records.STATE_FILE in staged:
+            replace(staged.pop(records.STATE_FILE), root / records.STATE_FILE)
         else:
             records.save(root, self.record)
         crash_point()
+        write_point(root / JOURNAL)
         (root / JOURNAL).unlink()
         crash_point()
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _sha(data: bytes | None) -> str | None:
+    return None if data is None else records.sha256(data)
+
+
+def _check_space(root: Path, needed: int) -> None:
+    """Refuse before the first write when the file system has not room for the run (with 1 MiB to spare)."""
+    free = shutil.disk_usage(root).free
+    if free < needed + 2**20:
+        raise WriteFailed(
+            f"{root}", reason=f"no space left on the device: this run needs {needed / 2**20:.1f} MiB and "
+            f"{free / 2**20:.1f} MiB are free"
+        )
+
+
+def _check_replaceable(path: Path) -> None:
+    """An OSError now, before anything is written, where replacing or removing `path` would fail later: an
+    immutable or append-only file refuses to be opened for writing, even by root."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.close(fd)
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    """Make `directory` and its missing parents; the folders made, deepest last."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for folder in reversed(missing):
+        write_point(folder)
+        folder.mkdir()
+    return list(reversed(missing))
+
+
+def _discard(staged: dict[str, Path], made: list[Path], journal: Path) -> None:
+    """Undo a run's preparations: its staged files, the folders it made for them, and its journal."""
+    for tmp in staged.values():
+        tmp.unlink(missing_ok=True)
+    for folder in reversed(made):
+        _remove_if_empty(folder)
+    journal.unlink(missing_ok=True)
 
 
 def _remove_if_empty(directory: Path) -> None:
@@ -190,8 +294,12 @@ def _take(lock: Path) -> int | None:
 def locked(root: Path, command: str) -> Iterator[None]:
     """Hold `.ultrapatch/lock` (an flock, which the OS releases when a holder dies) for the duration; another live
     holder is bad input (exit 2)."""
-    lock = root / LOCK
-    fd = _take(lock)
+    lock = lock_path(root)
+    start_write_points()
+    try:
+        fd = _take(lock)
+    except OSError as exc:
+        raise WriteFailed(lock.relative_to(root).as_posix(), exc) from None
     if fd is None:
         holder = _holder(lock)
         raise UltrapatchError(
@@ -202,7 +310,6 @@ def locked(root: Path, command: str) -> Iterator[None]:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(me).encode("utf-8"))
-        records.exclude_from_git(root)
         for name in ("state.json", "journal.json"):  # what a killed run may have left half-written
             _remove_temporaries(root / records.STATE_DIR / name)
         yield
@@ -212,9 +319,6 @@ def locked(root: Path, command: str) -> Iterator[None]:
             state_dir = root / records.STATE_DIR
             if state_dir.is_dir() and not any(state_dir.iterdir()):
                 state_dir.rmdir()
-                records.unexclude_from_git(root)
-                if state_dir.exists():  # a run that started meanwhile made it again: its exclude line stays
-                    records.exclude_from_git(root)
         except OSError:  # another process created its lock in the folder meanwhile: the folder stays
             pass
         finally:

@@ -173,10 +173,10 @@ def test_a_concurrent_run_is_refused_and_a_dead_holders_lock_taken(release_tree)
     finally:
         holder.kill()  # SIGKILL: the lock file stays, and the OS drops its flock
         holder.wait()
-    assert (tree / ".ultrapatch" / "lock").exists()
+    assert (tree / ".git" / "ultrapatch.lock").exists()  # in a git repository, the lock lies beside git's own
     applied = invoke("apply", str(tree), "-b", "mobilenetv2")
     assert applied.exit_code == 0, applied.output
-    assert not (tree / ".ultrapatch" / "lock").exists()
+    assert not (tree / ".git" / "ultrapatch.lock").exists()
 
 
 CONTEND = """
