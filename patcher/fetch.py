@@ -73,9 +73,19 @@ def unpack(sdist: Path, dest: Path) -> None:
         tops[0].rename(dest)
 
 
+# What installing or importing the release writes into it (`pip install -e` rewrites the sdist's egg-info): neither
+# committed nor shown by `git status`, so that revert can give back a clean tree. In `.git/info/exclude`: the
+# repository's own files stay as the release has them.
+ARTEFACTS = ("/*.egg-info/", "/build/", "/dist/", "__pycache__/", "*.py[cod]")
+
+
 def commit_all(dest: Path, message: str) -> str:
-    """`git init`, add everything, commit; the new commit's hash."""
+    """`git init`, exclude the packaging artefacts, add everything else, commit; the new commit's hash."""
     repo = git.Repo.init(dest)
+    exclude = dest / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with open(exclude, "a", encoding="utf-8") as handle:
+        handle.write("# build and install artefacts (ultrapatch fetch)\n" + "".join(f"{line}\n" for line in ARTEFACTS))
     repo.git.add(A=True)
     env = {
         "GIT_AUTHOR_NAME": AUTHOR.name,

@@ -88,6 +88,7 @@ class Transaction:
         if exclude is not None:
             self.before[records.EXCLUDE_FILE] = _sha(_read(root / records.EXCLUDE_FILE))
             self.writes[records.EXCLUDE_FILE] = exclude
+        _refuse_links(root, [*self.writes, records.STATE_FILE, JOURNAL])
         old = {rel: _read(root / rel) for rel in [*self.writes, records.STATE_FILE]}
         journal = self.to_json().encode("utf-8")
         record = None if self.record is None else self.record.to_json().encode("utf-8")
@@ -152,6 +153,24 @@ class Transaction:
         write_point(root / JOURNAL)
         (root / JOURNAL).unlink()
         crash_point()
+
+
+def _refuse_links(root: Path, rels: list[str]) -> None:
+    """Bad input when a file to write, or a folder on its way, is a symbolic link: writing through it could change a
+    file outside the tree, and replacing it would lose the user's link. The tree's root itself may be a link."""
+    for rel in rels:
+        path = root
+        for part in Path(rel).parts:
+            path = path / part
+            if path.is_symlink():
+                raise UltrapatchError(
+                    f"{path.relative_to(root).as_posix()} is a symbolic link (to {os.readlink(path)}), and ultrapatch "
+                    f"writes {rel} there. It never writes through a link (that could change a file outside the tree) "
+                    f"nor replaces one: put a copy of what the link points to in its place, or apply in the tree it "
+                    f"points to, then run the command again. Nothing was changed."
+                )
+            if not path.exists():
+                break
 
 
 def _read(path: Path) -> bytes | None:

@@ -204,12 +204,14 @@ def run(
     env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
     if env.get("PYTHONPATH"):  # the runners start in a scratch folder: keep relative entries pointing where they did
         env["PYTHONPATH"] = absolute_pythonpath(env["PYTHONPATH"])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the fork: verify writes only to its scratch folder
     waiting = deque(sorted(range(len(specs)), key=lambda i: -cost(specs[i])))
     running: list[deque] = [deque() for _ in range(jobs)]  # per process, the models it was handed and not reported
     events: queue.Queue = queue.Queue()
     results: dict[int, dict] = {}
     environment: dict = {}
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as scratch:
+        env["YOLO_CONFIG_DIR"] = str(Path(scratch) / "settings")  # the user's Ultralytics settings stay as they are
         spec_file = Path(scratch) / "spec.json"
         spec_file.write_text(
             json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads}), encoding="utf-8"

@@ -405,7 +405,10 @@ class Session:
         data = self.dataset(task, kpt_shape)
         device = "cpu" if self.device.type == "cpu" else str(self.device.index or 0)
         with no_font_download():
-            metrics = wrapper.val(data=data, imgsz=VAL_SIZE, batch=1, workers=0, plots=False, device=device, verbose=False)
+            metrics = wrapper.val(
+                data=data, imgsz=VAL_SIZE, batch=1, workers=0, plots=False, device=device, verbose=False,
+                project=str(Path.cwd() / "runs"), name="val", exist_ok=True,  # the scratch folder, not the fork's runs/
+            )
         results = dict(getattr(metrics, "results_dict", {}) or {})
         if not results:
             raise CheckFailed(f"validation returned no metrics ({type(metrics).__name__})")

@@ -169,6 +169,13 @@ def test_fetch_makes_a_git_repository_with_one_commit(release_tree):
     log = subprocess.run(["git", "log", "--format=%s"], cwd=tree, capture_output=True, text=True, check=True).stdout
     assert log == "Ultralytics 8.3.0 (PyPI source release)\n"
     assert git_status(tree) == ""
+    tracked = subprocess.run(["git", "ls-files"], cwd=tree, capture_output=True, text=True, check=True).stdout
+    assert "ultralytics.egg-info/" not in tracked and "ultralytics/nn/tasks.py" in tracked
+    assert (tree / "ultralytics.egg-info/PKG-INFO").is_file()  # still there, for pip, but not in git's way
+    (tree / "ultralytics.egg-info/SOURCES.txt").write_text("rewritten by pip install -e\n")  # what pip does
+    (tree / "ultralytics/__pycache__").mkdir()
+    (tree / "ultralytics/__pycache__/__init__.cpython-311.pyc").write_bytes(b"\0")  # what an import does
+    assert git_status(tree) == ""
 
 
 def test_console_script_and_module_entry_points(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -106,3 +107,38 @@ def test_a_damaged_record_is_a_sentence_and_status_still_shows_the_tree(tree, da
     assert "record: damaged: .ultrapatch/state.json" in status.output
     assert "mobilenetv2         installed" in status.output  # read from the tree's text
     assert git_status(tree).count("??") > 0  # nothing was taken out
+
+
+def test_a_linked_folder_pointing_outside_is_never_written_through(tree, tmp_path):
+    outside = tmp_path / "outside-v8"
+    folder = tree / "ultralytics/cfg/models/v8"
+    shutil.move(folder, outside)
+    folder.symlink_to(outside)
+    before, elsewhere = tree_digest(tree), tree_digest(outside)
+    result = invoke("apply", str(tree), "-b", "mobilenetv2")
+    assert result.exit_code == 2, result.output
+    assert "ultralytics/cfg/models/v8 is a symbolic link (to " in result.output and "Nothing was changed" in result.output
+    assert tree_digest(outside) == elsewhere and tree_digest(tree) == before and folder.is_symlink()
+
+
+def test_a_linked_file_stays_a_link(tree):
+    real = tree / "ultralytics/nn/tasks_real.py"
+    shutil.copy(tree / TASKS, real)
+    (tree / TASKS).unlink()
+    (tree / TASKS).symlink_to("tasks_real.py")
+    before = tree_digest(tree)
+    result = invoke("apply", str(tree), "-b", "mobilenetv2")
+    assert result.exit_code == 2 and f"{TASKS} is a symbolic link (to tasks_real.py)" in result.output, result.output
+    assert (tree / TASKS).is_symlink() and tree_digest(tree) == before
+
+
+def test_a_link_made_after_apply_is_left_to_revert_refusing(tree, tmp_path):
+    train = tree / "ultralytics/models/yolo/detect/train.py"
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    kept = tmp_path / "train.py"
+    shutil.move(train, kept)
+    train.symlink_to(kept)
+    before = tree_digest(tree)
+    result = invoke("revert", str(tree))
+    assert result.exit_code == 2 and "detect/train.py is a symbolic link" in result.output, result.output
+    assert train.is_symlink() and tree_digest(tree) == before

@@ -40,7 +40,10 @@ def statuses(model: dict) -> dict[str, str]:
 def test_report_format_and_every_check(release_tree):
     tree = release_tree(RELEASE)
     assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3", "-b", "mobileone"]).exit_code == 0
+    patched, settings = tree_digest(tree), tree.parent / "yolo-config"  # the user's YOLO_CONFIG_DIR (conftest.verify)
     report = verify_json(tree, "--model", SMALL, "--model", "yolov8n-seg-MobileOne_s0", "--model", "yolo11s-pose-MobileNetV3_large_n")
+    assert tree_digest(tree) == patched  # no runs/ from validation, no __pycache__: verify writes to its scratch folder
+    assert not settings.exists() or not any(settings.iterdir())  # nor the user's Ultralytics settings
     assert {"release", "python", "torch", "device", "models"} <= set(report)
     assert report["release"] == RELEASE and report["device"] == "cpu"
     assert [m["name"] for m in report["models"]] == [
