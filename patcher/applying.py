@@ -42,8 +42,11 @@ class ApplyPlan:
 
 def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     """Plan an apply of `backbones`; writes nothing. The caller refuses a plan with failed edits or conflicts."""
-    plan = make_plan(tree, EDITS, Context(tree.release, backbones))
     record = records.load(tree.root)
+    # The edits run on ultrapatch's own text of the files it wrote: a user's change there (a YAML it created, say) is
+    # carried over by the merge below, never taken for a file of the user's that the edits must refuse to overwrite.
+    ours = None if record is None else {rel: r.ours for rel, r in record.files.items()}
+    plan = make_plan(tree, EDITS, Context(tree.release, backbones), overlay=ours)
     if not plan.ok:
         return ApplyPlan(plan, record or records.State(tree.release_text))
     if record is None:  # the first apply: the files as they are now are the originals
@@ -63,12 +66,12 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
             record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
     record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
-    ours = edited_originals(tree, record.originals(), record.backbones)
+    new_ours = edited_originals(tree, record.originals(), record.backbones)
     planned = plan.raw.keys()
     for rel, file_record in record.files.items():
         path = tree.root / rel
         current = path.read_bytes() if path.is_file() else None
-        new = ours[rel] or b""
+        new = new_ours[rel] or b""
         if current is None and rel not in planned:  # a file of ultrapatch's the user removed, and these edits do not need
             file_record.ours = new
             continue

@@ -20,9 +20,19 @@ from patcher.fetch import CACHE_ENV, fetch
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("ULTRAPATCH_TEST_CACHE", REPO / ".cache"))
 PROBE = REPO / "patcher" / "verify" / "probe.py"
+# The tutorials' own backbone code, re-indented: third-party files that live beside the repository, never in it.
+SEED_CODE = REPO.parent / "shared" / "reference" / "seed-code"
 
 # The releases the end-to-end tests run on: the oldest supported, each group of the edit map, and the newest.
 RELEASES = ("8.1.47", "8.2.103", "8.3.0", "8.3.40", "8.3.253", "8.4.0", "8.4.190")
+
+
+def seed_code(file: str) -> str:
+    """A tutorial's backbone file as a user copies it from the blog; the test skips, saying why, without it."""
+    path = SEED_CODE / file
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: the tutorials' code is not part of this repository (see its README)")
+    return path.read_text(encoding="utf-8")
 
 
 def pristine_tree(version: str) -> Path:

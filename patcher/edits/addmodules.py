@@ -3,13 +3,15 @@
 No release has the package; many users already have one, often with modules of their own. So: create what is
 missing, add a missing `from .<Backbone> import *` line to an existing `__init__.py` and keep everything else in it,
 and never overwrite a backbone file that differs from ours, except the tutorial's own version of the same file,
-recognised by its code fingerprint (same architecture, nothing of the user's in it).
+recognised by what it defines and builds, whatever its layout (`patcher.structure`): the same architecture, nothing
+of the user's in it.
 """
 
 from __future__ import annotations
 
-from patcher.backbones import ADDMODULES_DIR, code_fingerprint
+from patcher.backbones import ADDMODULES_DIR
 from patcher.edits.base import Context, Edit, Refused, Workspace
+from patcher.structure import structure_fingerprint
 
 INIT = f"{ADDMODULES_DIR}/__init__.py"
 INIT_HEADER = '"""Modules added to Ultralytics: backbones installed by ultrapatch."""\n\n'
@@ -25,7 +27,7 @@ class AddModulesPackage(Edit):
             current = files.read(backbone.module_path)
             if current == backbone.source:
                 continue
-            if current is not None and code_fingerprint(current) not in backbone.tutorial_fingerprints:
+            if current is not None and structure_fingerprint(current) not in backbone.tutorial_fingerprints:
                 raise Refused(
                     f"{backbone.module_path} exists and differs from ultrapatch's {backbone.module_file}. "
                     f"ultrapatch never overwrites it: move it aside (or rename it) and apply again."

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import tree_digest, verify_json
+from conftest import seed_code, tree_digest, verify_json
 from patcher.cli import cli
 
-SEED_MODULE = Path(__file__).resolve().parent.parent / "seeds" / "seed000_MobileNetV3.py"
 TASKS = "ultralytics/nn/tasks.py"
 
 pytestmark = pytest.mark.e2e
@@ -88,7 +87,7 @@ def apply_seed_000_by_hand(tree: Path) -> None:
     """Modifications 1-7 and the extra s = 640 and rect=False notes of seed 000, on an 8.3.0 tree."""
     addmodules = tree / "ultralytics/nn/AddModules"
     addmodules.mkdir()
-    (addmodules / "MobileNetV3.py").write_text(SEED_MODULE.read_text(encoding="utf-8"), encoding="utf-8")
+    (addmodules / "MobileNetV3.py").write_text(seed_code("seed000_MobileNetV3.py"), encoding="utf-8")
     (addmodules / "__init__.py").write_text("from .MobileNetV3 import *\n", encoding="utf-8")
 
     tasks = (tree / TASKS).read_text(encoding="utf-8")

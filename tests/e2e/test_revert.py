@@ -357,3 +357,18 @@ def test_check_with_diff_prints_the_diff_and_check_with_dry_run_is_a_usage_error
     result = invoke("apply", str(tree), "-b", "mobilenetv2", "--check", "--dry-run")
     assert result.exit_code == 2 and "give one of them" in result.output
     assert tree_digest(tree) == digest
+
+
+def test_a_created_yaml_the_user_changed_does_not_stop_the_next_apply(release_tree):
+    """Found by the operation sequences: ultrapatch's own YAML, changed by the user, was taken for a file of the
+    user's that apply must not overwrite, and a second apply refused."""
+    tree = release_tree("8.4.190")
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    mine = tree / "ultralytics/cfg/models/11/yolo11-obb-MobileNetV2.yaml"
+    mine.write_text("# my note\n" + mine.read_text())
+    for backbone in ("mobilenetv2", "mobilenetv2-tv"):
+        result = invoke("apply", str(tree), "-b", backbone)
+        assert result.exit_code == 0, result.output
+    assert mine.read_text().startswith("# my note\n")
+    assert invoke("revert", str(tree), "-b", "mobilenetv2-tv").exit_code == 0
+    assert mine.read_text().startswith("# my note\n")

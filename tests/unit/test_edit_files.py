@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
+import pytest
+
+from conftest import seed_code
 from edit_helpers import run_edit
 from patcher.backbones import BACKBONES
 from patcher.edits.addmodules import INIT, AddModulesPackage
 from patcher.edits.base import Status
 from patcher.edits.model_yamls import ModelYamls
+from patcher.structure import structure_fingerprint
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 V3 = BACKBONES["mobilenetv3"]
 
 
@@ -46,7 +51,7 @@ def test_a_different_file_of_the_users_is_never_overwritten(tmp_path):
 
 
 def test_the_tutorials_own_file_is_replaced(tmp_path):
-    seed = (SEEDS / "seed000_MobileNetV3.py").read_text(encoding="utf-8")
+    seed = seed_code("seed000_MobileNetV3.py")
     reformatted = (  # comments, blank lines and line wrapping differ; the code is the same
         seed.replace("# 使用列表存储所有层", "# my note")
         .replace("\n\n\n", "\n\n")
@@ -56,6 +61,73 @@ def test_the_tutorials_own_file_is_replaced(tmp_path):
     plan, changed = run_edit(tmp_path, AddModulesPackage(), {V3.module_path: reformatted})
     assert plan.reports[0].status is Status.APPLIED
     assert changed[V3.module_path] == V3.source
+
+
+def _reindented(source: str) -> str:
+    """Re-indented by hand: two spaces a level instead of four."""
+    return "".join(re.sub(r"^( +)", lambda m: " " * (len(m.group(1)) // 2), line) for line in source.splitlines(True))
+
+
+def _bare(source: str) -> str:
+    """Docstrings and type annotations dropped, everything rewritten in one layout (ast.unparse)."""
+
+    class Strip(ast.NodeTransformer):
+        def visit_arg(self, node):
+            node.annotation = None
+            return node
+
+        def visit_FunctionDef(self, node):
+            self.generic_visit(node)
+            node.returns = None
+            if isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant):
+                node.body = node.body[1:] or [ast.Pass()]
+            return node
+
+    return ast.unparse(Strip().visit(ast.parse(source)))
+
+
+SPLIT = "        x = self.conv(x)\n        x = self.norm(x)\n        x = self.activation(x)\n        return x\n"
+NESTED = "        return self.activation(self.norm(self.conv(x)))\n"
+LAYOUTS = {
+    "reindented": _reindented,
+    "bare": _bare,
+    "nested": lambda source: source.replace(SPLIT, NESTED),
+    "split": lambda source: source.replace(
+        "        result_list = list(unique_tensors.values())[-4:]\n        return result_list\n",
+        "        values = unique_tensors.values()\n        everything = list(values)\n        return everything[-4:]\n",
+    ),
+}
+NETWORKS = {  # the same layout, another network: the user's
+    "a channel": lambda source: source.replace("in_channels, in_channels // 4", "in_channels, in_channels // 8", 1),
+    "a layer": lambda source: source.replace(SPLIT, SPLIT.replace("x = self.norm(x)", "x = self.norm(self.norm(x))")),
+    "a forward step": lambda source: source.replace("[-4:]", "[-3:]"),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_tutorials_file_is_recognised_in_any_layout(tmp_path, layout):
+    seed = seed_code("seed000_MobileNetV3.py")
+    mine = LAYOUTS[layout](seed)
+    assert mine != seed
+    plan, changed = run_edit(tmp_path, AddModulesPackage(), {V3.module_path: mine})
+    assert plan.reports[0].status is Status.APPLIED, plan.reports[0].detail
+    assert changed[V3.module_path] == V3.source
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_a_file_that_builds_another_network_stays_the_users(tmp_path, network):
+    seed = seed_code("seed000_MobileNetV3.py")
+    mine = NETWORKS[network](seed)
+    assert mine != seed
+    plan, _ = run_edit(tmp_path, AddModulesPackage(), {V3.module_path: mine})
+    assert plan.reports[0].status is Status.FAILED and "differs from ultrapatch's" in plan.reports[0].detail
+
+
+@pytest.mark.parametrize(("backbone", "file"), [("mobilenetv3", "seed000_MobileNetV3.py"),
+                                                 ("mobilenetv2", "seed002_MobileNetV2.py"),
+                                                 ("mobileone", "seed003_MobileOne.py")])
+def test_the_recorded_fingerprints_are_the_seeds(backbone, file):
+    assert structure_fingerprint(seed_code(file)) in BACKBONES[backbone].tutorial_fingerprints
 
 
 def test_yamls_land_in_each_familys_folder(tmp_path):
