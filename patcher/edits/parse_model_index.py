@@ -4,12 +4,15 @@ A backbone returns up to five feature maps. The forward loops pad its list at th
 every map, so the backbone occupies layers 0-4 and each later layer sits 4 places after its position in the YAML: the
 tutorials' numbering, which this keeps. Four independent changes, each skipped when already there:
 
-1. build: `if isinstance(c2, list): m_ = m; m_.backbone = True; t = <the YAML name>`, with the release's own
-   construction (and, in 8.4.190, its SPPF fix-up and type name) kept on the `else` path;
+1. build: `if isinstance(m, torch.nn.Module): m_ = m; m_.backbone = True; t = <the YAML name>`, with the release's
+   own construction (and, in 8.4.190, its SPPF fix-up and type name) kept on the `else` path. The test is whether
+   the backbone branch built the layer (every other row's `m` is a class), never the shape of `c2`: YOLOv9's
+   CBLinear has a list of channels too. The tutorials' `isinstance(c2, list)`, in a tree applied by hand or by an
+   older ultrapatch, is repaired to it;
 2. index: `m_.i, m_.f, m_.type = i + 4 if backbone else i, f, t`;
 3. save list: `save.extend(x % (i + 4 if backbone else i) for x in ...)`;
-4. channels: `ch.extend([0] * (5 - len(c2)) + c2)` for a backbone, `ch.append(c2)` otherwise, so any backbone with 1
-   to 5 maps lines up with the five places it occupies.
+4. channels: `ch.extend([0] * (5 - len(c2)) + c2)` for a backbone (the same test), `ch.append(c2)` otherwise, so any
+   backbone with 1 to 5 maps lines up with the five places it occupies.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import libcst.matchers as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import (
+    BUILT_IN_BRANCH,
     ISINSTANCE_C2_LIST,
+    ISINSTANCE_M_MODULE,
     TASKS,
     assigns,
     body_of,
@@ -36,7 +41,8 @@ from patcher.edits.shapes import (
 
 BUILD = assigns("m_")
 TYPE_NAME = assigns("t")
-BACKBONE_IF = m.If(test=ISINSTANCE_C2_LIST)
+BACKBONE_IF = m.If(test=ISINSTANCE_M_MODULE)
+MISTAKEN_IF = m.If(test=ISINSTANCE_C2_LIST)
 ATTACH = statement(
     m.Assign(targets=[m.AssignTarget(target=m.Tuple(elements=[m.Element(m.Attribute(value=m.Name("m_"), attr=m.Name("i"))), m.ZeroOrMore()]))])
 )
@@ -57,7 +63,7 @@ class IndexShift(SourceEdit):
         flag = flag_name(func)
         if flag is None:
             raise AnchorMissing(self.target, "parse_model", "the backbone flag `backbone = False` before the layer loop")
-        statements = list(body_of(loop))
+        statements = self._repair(list(body_of(loop)))
         statements = self._build(statements)
         shifted = cst.parse_expression(f"i + 4 if {flag} else i")
         statements = self._index(statements, shifted)
@@ -66,6 +72,15 @@ class IndexShift(SourceEdit):
         if statements == list(body_of(loop)):
             return module
         return replace_within(module, func, loop, with_body(loop, statements))
+
+    @staticmethod
+    def _repair(statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        """`if isinstance(c2, list):` becomes `if isinstance(m, torch.nn.Module):`, comments and bodies kept."""
+        test = cst.parse_expression(BUILT_IN_BRANCH)
+        return [
+            stmt.with_changes(test=test) if m.matches(stmt, MISTAKEN_IF) else stmt  # type: ignore[attr-defined]
+            for stmt in statements
+        ]
 
     def _build(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         if index_of(statements, BACKBONE_IF) is not None:
@@ -77,7 +92,7 @@ class IndexShift(SourceEdit):
         if end is None:
             raise AnchorMissing(self.target, WHERE, '`t = str(m)[8:-2].replace("__main__.", "")` after `m_ = ...`')
         branch = if_else(
-            "if isinstance(c2, list):  # a backbone, already built in its branch\n"
+            f"if {BUILT_IN_BRANCH}:  # a backbone, already built in its branch\n"
             "    m_ = m\n"
             "    m_.backbone = True  # the forward loops store each of its maps\n"
             "    t = type(m).__name__  # its YAML name\n",
@@ -113,10 +128,10 @@ class IndexShift(SourceEdit):
         at = index_of(statements, CH_APPEND)
         if at is None:
             if any(find_all(stmt, CH_APPEND) for stmt in statements if m.matches(stmt, BACKBONE_IF)):
-                return statements  # already inside `if isinstance(c2, list): ... else: ch.append(c2)`
+                return statements  # already inside `if isinstance(m, torch.nn.Module): ... else: ch.append(c2)`
             raise AnchorMissing(self.target, WHERE, "`ch.append(c2)`")
         branch = if_else(
-            "if isinstance(c2, list):  # pad at the front to five maps, P1 to P5, as the forward loops do\n"
+            f"if {BUILT_IN_BRANCH}:  # pad at the front to five maps, P1 to P5, as the forward loops do\n"
             "    ch.extend([0] * (5 - len(c2)) + c2)\n",
             statements[at : at + 1],
         )

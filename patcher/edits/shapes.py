@@ -128,8 +128,15 @@ HASATTR_BACKBONE = m.Call(
     args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString(m.MatchIfTrue(lambda s: s.strip("'\"") == "backbone")))],
 )
 
-# `isinstance(c2, list)`, the test that marks a backbone in parse_model.
+# `isinstance(c2, list)`: how the tutorials (and ultrapatch before 0.2) told a backbone in parse_model, wrongly: a
+# CBLinear layer (YOLOv9) has a list of channels too.
 ISINSTANCE_C2_LIST = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name("c2")), m.Arg(m.Name("list"))])
+# `isinstance(m, torch.nn.Module)`: the layer was built in the backbone branch (every other row's `m` is a class).
+BUILT_IN_BRANCH = "isinstance(m, torch.nn.Module)"
+ISINSTANCE_M_MODULE = m.Call(
+    func=m.Name("isinstance"),
+    args=[m.Arg(m.Name("m")), m.Arg(m.Attribute(value=m.Attribute(value=m.Name("torch"), attr=m.Name("nn")), attr=m.Name("Module")))],
+)
 
 
 def parse_model_parts(module: cst.Module, file: str = TASKS) -> tuple[cst.FunctionDef, int, cst.For]:

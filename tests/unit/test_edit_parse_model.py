@@ -63,7 +63,7 @@ WITH_INDEX = WITH_BRANCH.replace(
     '''        m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
         t = str(m)[8:-2].replace("__main__.", "")  # module type
 ''',
-    '''        if isinstance(c2, list):  # a backbone, already built in its branch
+    '''        if isinstance(m, torch.nn.Module):  # a backbone, already built in its branch
             m_ = m
             m_.backbone = True  # the forward loops store each of its maps
             t = type(m).__name__  # its YAML name
@@ -77,7 +77,7 @@ WITH_INDEX = WITH_BRANCH.replace(
     "save.extend(x % i for x", "save.extend(x % (i + 4 if backbone else i) for x"
 ).replace(
     "        ch.append(c2)\n",
-    '''        if isinstance(c2, list):  # pad at the front to five maps, P1 to P5, as the forward loops do
+    '''        if isinstance(m, torch.nn.Module):  # pad at the front to five maps, P1 to P5, as the forward loops do
             ch.extend([0] * (5 - len(c2)) + c2)
         else:
             ch.append(c2)
@@ -213,3 +213,11 @@ def test_index_needs_the_flag(tmp_path):
 def test_missing_type_line(tmp_path):
     source = WITH_BRANCH.replace('        t = str(m)[8:-2].replace("__main__.", "")  # module type\n', "")
     assert_fails(tmp_path, IndexShift(), TASKS, source, "parse_model, layer loop", "t = str(m)")
+
+
+def test_the_tutorials_list_test_is_repaired(tmp_path):
+    """`isinstance(c2, list)` takes YOLOv9's CBLinear (a list of channels too) for a backbone: a tree with it (applied
+    by hand, or by ultrapatch before 0.2) gets the branch test instead, and nothing else changes."""
+    tutorial = WITH_INDEX.replace("if isinstance(m, torch.nn.Module):", "if isinstance(c2, list):")
+    assert tutorial.count("if isinstance(c2, list):") == 2
+    assert_edit(tmp_path, IndexShift(), TASKS, tutorial, WITH_INDEX)

@@ -1,0 +1,44 @@
+"""Patching changes nothing else: every stock model YAML of a release builds in the patched fork with the same layer
+table (type, index, from, parameters), save list, strides, stride probe and seeded outputs as in the release."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import RELEASES, REPO
+from patcher.cli import cli
+
+pytestmark = pytest.mark.e2e
+PROBE = REPO / "tests" / "stock_probe.py"
+
+
+def start(tree: Path, skip: str = "") -> subprocess.Popen:
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tree.parent / "settings"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(PROBE), str(tree), skip], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tree.parent)
+
+
+def report(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=1200)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("version", RELEASES)
+def test_every_stock_model_is_the_releases(release_tree, version):
+    stock, patched = release_tree(version), release_tree(version, "patched")
+    result = CliRunner().invoke(cli, ["apply", str(patched), "-b", "all"])
+    assert result.exit_code == 0, result.output
+    processes = [start(stock), start(patched, "MobileNet,MobileOne")]  # one core each
+    before, after = (report(p) for p in processes)
+    assert len(before) > 30 and sum("error" not in r for r in before.values()) > 25
+    differ = {name: after.get(name) for name in before if after.get(name) != before[name]}
+    assert not differ, json.dumps(differ)[:3000]
+    assert set(after) == set(before)
