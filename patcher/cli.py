@@ -7,6 +7,7 @@ do; 2 bad input or usage; 3 an unexpected internal error (its traceback goes to 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import traceback
@@ -19,14 +20,14 @@ from patcher.backbones import BACKBONES, Backbone, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.base import Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed
-from patcher.fetch import fetch as fetch_release
+from patcher.fetch import exact_release, fetch as fetch_release
 from patcher import state
 from patcher import gitops, transaction
 from patcher.applying import ApplyPlan, plan_apply
 from patcher.planner import Plan
 from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
 from patcher.status import tree_status
-from patcher.tree import COMPROMISED_RELEASES, Tree, find_tree, format_version
+from patcher.tree import COMPROMISED_RELEASES, OLDEST_SUPPORTED, Tree, find_tree, format_version, parse_version
 from patcher import verify as verifier
 
 PATH_ARG = click.argument("path", type=click.Path(path_type=Path))
@@ -82,6 +83,13 @@ def list_() -> None:
 @click.option("--version", "version", default=NEWEST_TESTED_RELEASE, show_default=True, help="Ultralytics release.")
 def fetch(dest: Path, version: str) -> None:
     """Download an Ultralytics source release from PyPI into DEST, as a git repository with one commit."""
+    version = exact_release(version)
+    if parse_version(version) < OLDEST_SUPPORTED:
+        click.echo(
+            f"note: Ultralytics {version} is older than {format_version(OLDEST_SUPPORTED)}, the oldest release "
+            f"ultrapatch applies to: fetching it anyway, but apply will refuse it.",
+            err=True,
+        )
     commit = fetch_release(dest, version)
     click.echo(f"fetched Ultralytics {version} into {dest} (git commit {commit[:10]})")
 
@@ -211,8 +219,10 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
         backups = write_revert(tree, plan, force)
         for backup in backups:
             click.echo(f"saved your version as {backup}")
+        before_ultrapatch = f"{plan.commit}^" if plan.commit else "HEAD"  # what the user had committed
         for rel in gitops.uncommitted(tree.root, [r for r in touched if (tree.root / r).exists()]):
-            if rel in plan.merged or (plan.record is None and rel in plan.writes):
+            restored = plan.record is None and rel in plan.writes
+            if rel in plan.merged or (restored and plan.writes[rel] != gitops.committed(tree.root, before_ultrapatch, rel)):
                 click.echo(f"note: {rel} has uncommitted changes of yours; they are kept")
         what = f"took out {', '.join(plan.removed)}" if plan.record is not None else "reverted everything"
         click.echo(f"Ultralytics {tree.release_text} at {tree.root}: {what}; wrote {len(touched)} file(s)")
@@ -234,13 +244,16 @@ def _echo_revert_notes(plan, err: bool) -> None:
 
 
 def _verify(
-    tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None, whole: bool = True
+    tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None,
+    whole: bool = True, threads: int | None = None,
 ) -> None:
     python = verifier.check_python(python)
     note = verifier.variants_note(tree, specs) if whole else None  # a --model selection is the user's own choice
     if note:
         click.echo(note, err=True)
-    report = verifier.run(tree, specs, python, device, export, jobs, progress=lambda line: click.echo(line, err=True))
+    report = verifier.run(
+        tree, specs, python, device, export, jobs, progress=lambda line: click.echo(line, err=True), threads=threads
+    )
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
     if not report.ok:
         sys.exit(EXIT_EDIT_FAILED)
@@ -254,15 +267,20 @@ def _verify(
 @click.option("--python", "python", default=sys.executable, show_default="this interpreter",
               help="The interpreter of the environment you train with.")
 @click.option("--export", type=click.Choice(["onnx"]), help="Also export through the fork's exporter and compare.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Parallel processes [default: one per CPU core, up to 4; 1 on a GPU].")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64),
+              help="Parallel processes, and the cores they use at most [default: one per CPU core, up to 4; 1 on a GPU].")
+@click.option("--threads", type=click.IntRange(1, 256), help="Threads per process [default: the cores --jobs allows, shared].")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-def verify(path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, jobs: int | None, as_json: bool) -> None:
+def verify(
+    path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, jobs: int | None,
+    threads: int | None, as_json: bool,
+) -> None:
     """Build, run, train, reload and fuse every installed model in the fork's own interpreter; exit 1 on a failure."""
     if device != "cpu" and not device.isdigit():
         raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
     tree = find_tree(path)
     tree.refuse_if_compromised()
-    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, whole=not patterns)
+    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads)
 
 
 @cli.command()
@@ -303,9 +321,27 @@ def status(path: Path, as_json: bool) -> None:
 
 
 def main() -> None:
-    """Entry point: Click's own handling for user errors, a short message and a log file for anything else."""
+    """Entry point: a sentence for user errors, a quiet exit 0 when the reader of stdout goes away (`| head`, as git
+    does), and a short message with a log file for anything else."""
     try:
-        cli.main(standalone_mode=True)
+        try:
+            cli.main(standalone_mode=False)
+            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        except SystemExit as exc:  # click's own exit on a closed pipe (it pacifies stdout first): not an error
+            if exc.code == 1 and isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+                raise BrokenPipeError from None
+            raise
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        sys.exit(0)
     except SystemExit:
         raise
     except Exception:  # noqa: BLE001 - the last line of defence: no traceback on the terminal

@@ -18,7 +18,7 @@ from pathlib import Path
 import git
 
 from patcher.errors import UltrapatchError
-from patcher.tree import compromised_notice, parse_version
+from patcher.tree import compromised_notice, format_version, parse_version
 
 CACHE_ENV = "ULTRAPATCH_SDIST_CACHE"
 AUTHOR = git.Actor("ultrapatch", "ultrapatch@localhost")
@@ -98,12 +98,18 @@ def commit_all(dest: Path, message: str) -> str:
     return repo.head.commit.hexsha
 
 
-def fetch(dest: Path, version: str) -> str:
-    """Download, unpack and commit Ultralytics `version` into the new folder `dest`; the commit hash."""
+def exact_release(version: str) -> str:
+    """`version` as the release pip resolves it to: 8.3 is 8.3.0 (PEP 440 pads with zeros). Bad input otherwise."""
     try:
-        parse_version(version)
+        parts = parse_version(version)
     except ValueError:
-        raise UltrapatchError(f"{version!r} is not a release number such as 8.3.40.")
+        raise UltrapatchError(f"{version!r} is not a release number such as 8.3.40.") from None
+    return format_version((*parts, 0, 0)[:3]) if len(parts) < 3 else version
+
+
+def fetch(dest: Path, version: str) -> str:
+    """Download, unpack and commit Ultralytics `version` (an exact release) into the new folder `dest`; the commit
+    hash."""
     notice = compromised_notice(version)
     if notice:
         raise UltrapatchError(notice)

@@ -36,6 +36,18 @@ def uncommitted(root: Path, rels: list[str]) -> list[str]:
     return [rel for spec, rel in specs.items() if spec in changed]
 
 
+def committed(root: Path, rev: str, rel: str) -> bytes | None:
+    """The bytes of `rel` (tree-relative) in commit `rev`; None outside a repository, or where it has no such file."""
+    repo = repository(root)
+    if repo is None:
+        return None
+    try:
+        spec = f"{rev}:{_pathspecs(repo, root, [rel])[0]}"
+        return repo.git.show(spec, stdout_as_string=False, strip_newline_in_stdout=False)
+    except git.GitCommandError:
+        return None
+
+
 def check_can_commit(root: Path, rels: list[str]) -> None:
     """Bad input, before anything is written, when `--commit` cannot make a commit of ultrapatch's files alone."""
     repo = repository(root)

@@ -158,6 +158,7 @@ class VerifyReport:
             "python": env.get("python"),
             "torch": env.get("torch"),
             "device": env.get("device"),
+            "threads": env.get("threads"),
             "executable": env.get("executable"),
             "ultralytics_file": env.get("ultralytics_file"),
             "ok": self.ok,
@@ -195,12 +196,14 @@ def run(
     export: str | None = None,
     jobs: int | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    threads: int | None = None,
 ) -> VerifyReport:
     """Run the checks on `specs` in `jobs` subprocesses of `python`, each taking the next model (heaviest first) as it
     finishes one; stop with a sentence when the fork is not what it imports, the device is missing, or a process
     dies."""
+    cores = jobs or os.cpu_count() or 1  # `--jobs N`: N cores at most, unless `threads` says otherwise
     jobs = min(jobs or default_jobs(device, len(specs)), len(specs))
-    threads = max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else 0
+    threads = threads or (max(1, cores // jobs) if device == "cpu" else 0)
     env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
     if env.get("PYTHONPATH"):  # the runners start in a scratch folder: keep relative entries pointing where they did
         env["PYTHONPATH"] = absolute_pythonpath(env["PYTHONPATH"])

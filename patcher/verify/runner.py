@@ -650,7 +650,17 @@ def main(argv: list[str]) -> int:
     except ImportError as exc:
         emit(event="error", kind="torch", message=f"{sys.executable} cannot import torch ({exc})")
         return 0
-    import ultralytics
+    try:  # the fork and everything it imports at start-up: checked before any model runs
+        import ultralytics
+        import ultralytics.nn.tasks  # noqa: F401
+        import ultralytics.models  # noqa: F401
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        emit(event="error", kind="import", message=(
+            f"{sys.executable} cannot import the fork at {tree}: {exc} (the fork needs the module {missing!r}). "
+            f"Install the fork with its requirements into that environment: `{sys.executable} -m pip install -e {tree}`"
+        ))
+        return 0
 
     environment = {
         "release": ultralytics.__version__,
@@ -659,6 +669,7 @@ def main(argv: list[str]) -> int:
         "torch": torch.__version__,
         "numpy": sys.modules["numpy"].__version__ if "numpy" in sys.modules else None,
         "device": spec["device"],
+        "threads": spec.get("threads") or torch.get_num_threads(),
         "ultralytics_file": ultralytics.__file__,
         "installed": outside,
     }

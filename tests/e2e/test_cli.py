@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO, git_status, tree_digest
+from conftest import REPO, git_status, pristine_tree, tree_digest
 from patcher.cli import cli
 
 pytestmark = pytest.mark.e2e
@@ -197,3 +197,37 @@ def test_wheel_ships_modules_and_templates(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"patcher/modules/MobileNetV3.py", "patcher/templates/yolo11.yaml", "patcher/verify/probe.py"} <= names
     assert not any(name.startswith(("modules/", "templates/", "tests/")) for name in names)
+
+
+def test_a_closed_stdout_ends_quietly_with_0(tmp_path):
+    """`ultrapatch list | head -1`: the reader goes away; like git, end with 0 and say nothing."""
+    script = Path(sys.executable).with_name("ultrapatch")
+    process = subprocess.Popen([str(script), "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    process.stdout.close()  # before it writes anything
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert err == b""
+
+
+def test_fetch_resolves_a_partial_release_and_notes_an_old_one(tmp_path):
+    pristine_tree("8.3.0")  # its sdist is in the test cache
+    result = invoke("fetch", str(tmp_path / "u"), "--version", "8.3")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("fetched Ultralytics 8.3.0 into")
+    assert '__version__ = "8.3.0"' in (tmp_path / "u/ultralytics/__init__.py").read_text()
+    old = invoke("fetch", str(tmp_path / "old"), "--version", "8.0.200")
+    assert old.exit_code == 0, old.output
+    assert "note: Ultralytics 8.0.200 is older than 8.1.0" in old.stderr and "apply will refuse it" in old.stderr
+    refused = invoke("apply", str(tmp_path / "old"), "-b", "mobilenetv2")
+    assert refused.exit_code == 2 and "supports 8.1 to" in refused.output
+
+
+def test_the_fork_extra_covers_the_oldest_release(release_tree):
+    """`pip install '.[fork]'` (the tests install it) is enough to import the oldest supported release from its
+    folder: 8.1.0 imports hub_sdk unconditionally."""
+    tree = release_tree("8.1.0")
+    code = "import ultralytics, ultralytics.nn.tasks; from ultralytics import YOLO, RTDETR; print(ultralytics.__version__)"
+    env = {**os.environ, "PYTHONPATH": str(tree), "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tree.parent / "cfg")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tree.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("8.1.0")

@@ -137,6 +137,7 @@ def test_apply_commit_and_revert_add_commits(release_tree, monkeypatch):
     reverted = invoke("revert", str(tree))
     assert reverted.exit_code == 0, reverted.output
     assert "committed the reverse change" in reverted.output
+    assert "note:" not in reverted.output  # nothing of the user's in the files: no false "uncommitted changes of yours"
     assert [c.hexsha for c in repo.iter_commits()][2] == first  # history kept: the reverse is a new commit
     assert repo.git.diff(first, "HEAD") == "" and git_status(tree) == ""
 

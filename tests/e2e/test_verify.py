@@ -249,3 +249,27 @@ def test_bad_input_is_a_sentence_and_exit_2(release_tree):
         assert (result.returncode, "Traceback" in result.stderr) == (2, False), (args, result.stderr)
         assert words in result.stderr, (args, result.stderr)
     assert tree_digest(tree) == before
+
+
+def test_an_interpreter_without_the_forks_requirements_is_told_what_to_install(release_tree, tmp_path):
+    """verify run before `pip install -e ./ultralytics`, in an interpreter without cv2: one sentence naming the
+    module and the command, exit 2, before any model runs (it used to die as "exit -9 while verifying ...")."""
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2"]).exit_code == 0
+    site = tmp_path / "without-cv2"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\n\nsys.modules['cv2'] = None  # `import cv2` fails\n")
+    result = verify(tree, "--model", "yolov8n-MobileNetV2", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "cannot import the fork" in result.stderr and "'cv2'" in result.stderr
+    assert f"-m pip install -e {tree}" in result.stderr
+    assert "Traceback" not in result.stderr and "while verifying" not in result.stderr
+
+
+def test_jobs_1_uses_one_core(release_tree):
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2"]).exit_code == 0
+    report = verify_json(tree, "--model", "yolov8n-cls-MobileNetV2", "--jobs", "1")
+    assert report["threads"] == 1 and report["models"][0]["ok"]
+    report = verify_json(tree, "--model", "yolov8n-cls-MobileNetV2", "--jobs", "1", "--threads", "2")
+    assert report["threads"] == 2
