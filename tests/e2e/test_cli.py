@@ -231,3 +231,16 @@ def test_the_fork_extra_covers_the_oldest_release(release_tree):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tree.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("8.1.0")
+
+
+def test_a_dry_run_through_git_apply_makes_the_same_files_and_records_nothing(release_tree):
+    """What the README says of `apply --dry-run | git apply`: the same files as applying, and no record, so revert has
+    nothing to undo (git does: `git checkout`)."""
+    piped, applied = release_tree(RELEASE), release_tree(RELEASE, "applied")
+    dry = invoke("apply", str(piped), "-b", "mobilenetv2", "--dry-run")
+    assert dry.exit_code == 0
+    subprocess.run(["git", "apply"], input=dry.stdout, cwd=piped, check=True, text=True)
+    assert invoke("apply", str(applied), "-b", "mobilenetv2").exit_code == 0
+    assert tree_digest(piped) == {k: v for k, v in tree_digest(applied).items() if not k.startswith(".ultrapatch/")}
+    reverted = invoke("revert", str(piped))
+    assert reverted.exit_code == 2 and "nothing recorded" in reverted.output
