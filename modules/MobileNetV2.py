@@ -31,6 +31,12 @@ CONFIG = (
 )
 FEATURE_STRIDES = (4, 8, 16, 32)
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """torch's BatchNorm2d under a type of its own. Ultralytics' `initialize_weights` sets eps 1e-3 and momentum 0.03
+    on every module whose type *is* nn.BatchNorm2d, after the model is built: that would change the backbone's own
+    normalisation (and a pretrained backbone's outputs, by up to 20%). This one keeps torch's 1e-5 and 0.1."""
+
+
 
 class ConvNormReLUBlock(nn.Module):
     """Convolution, batch normalisation and activation (ReLU6 unless told otherwise)."""
@@ -50,7 +56,7 @@ class ConvNormReLUBlock(nn.Module):
         self.conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups, bias=bias
         )
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = BatchNorm2d(out_channels)
         self.activation = activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

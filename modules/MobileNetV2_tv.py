@@ -41,6 +41,12 @@ FEATURE_STRIDES = (4, 8, 16, 32)
 UNUSED_PREFIXES = ("features.18.", "classifier.")
 LOGGER = logging.getLogger("ultralytics")
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """torch's BatchNorm2d under a type of its own. Ultralytics' `initialize_weights` sets eps 1e-3 and momentum 0.03
+    on every module whose type *is* nn.BatchNorm2d, after the model is built: that would change the backbone's own
+    normalisation (and a pretrained backbone's outputs, by up to 20%). This one keeps torch's 1e-5 and 0.1."""
+
+
 
 def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
     """Round `v` to a multiple of `divisor`, never more than 10% below it (torchvision's rule)."""
@@ -59,7 +65,7 @@ class ConvBNReLU(nn.Sequential):
         padding = (kernel_size - 1) // 2
         super().__init__(
             nn.Conv2d(in_planes, out_planes, kernel_size, stride, padding, groups=groups, bias=False),
-            nn.BatchNorm2d(out_planes),
+            BatchNorm2d(out_planes),
             nn.ReLU6(inplace=True),
         )
 
@@ -79,7 +85,7 @@ class InvertedResidual(nn.Module):
             [
                 ConvBNReLU(hidden_dim, hidden_dim, stride=stride, groups=hidden_dim),
                 nn.Conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
-                nn.BatchNorm2d(oup),
+                BatchNorm2d(oup),
             ]
         )
         self.conv = nn.Sequential(*layers)

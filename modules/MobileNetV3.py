@@ -64,6 +64,12 @@ CONFIGS = {
 LAST_CONV_CHANNELS = {"small": 576, "large": 960}
 FEATURE_STRIDES = (4, 8, 16, 32)
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """torch's BatchNorm2d under a type of its own. Ultralytics' `initialize_weights` sets eps 1e-3 and momentum 0.03
+    on every module whose type *is* nn.BatchNorm2d, after the model is built: that would change the backbone's own
+    normalisation (and a pretrained backbone's outputs, by up to 20%). This one keeps torch's 1e-5 and 0.1."""
+
+
 
 class SqueezeExitationBlock(nn.Module):
     """Squeeze-and-excitation with a reduction of 4 (paper, section 5.3) and a hard-sigmoid gate."""
@@ -100,7 +106,7 @@ class ConvNormActivationBlock(nn.Module):
         self.conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups, bias=bias
         )
-        self.norm = nn.BatchNorm2d(out_channels)
+        self.norm = BatchNorm2d(out_channels)
         self.activation = activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +146,7 @@ class InverseResidualBlock(nn.Module):
         if squeeze_exitation:
             self.se = SqueezeExitationBlock(expansion_size)
         self.conv2 = nn.Conv2d(expansion_size, out_channels, (1, 1), bias=False)
-        self.norm = nn.BatchNorm2d(out_channels)
+        self.norm = BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.depthwise_conv(self.conv1(x))

@@ -34,11 +34,17 @@ STRIDES = (2, 2, 2, 2, 1, 2)
 CHANNELS = (64, 64, 128, 256, 256, 512)
 FEATURE_STAGES = (1, 2, 4, 5)  # the last stage at strides 4, 8, 16 and 32
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """torch's BatchNorm2d under a type of its own. Ultralytics' `initialize_weights` sets eps 1e-3 and momentum 0.03
+    on every module whose type *is* nn.BatchNorm2d, after the model is built: that would change the backbone's own
+    normalisation (and a pretrained backbone's outputs, by up to 20%). This one keeps torch's 1e-5 and 0.1."""
+
+
 
 def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int, groups: int = 1) -> nn.Sequential:
     result = nn.Sequential()
     result.add_module("conv", nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False))
-    result.add_module("bn", nn.BatchNorm2d(out_channels))
+    result.add_module("bn", BatchNorm2d(out_channels))
     return result
 
 
@@ -74,11 +80,11 @@ class MobileOneBlock(nn.Module):
             self.pw_reparam = nn.Conv2d(in_channels, out_channels, 1, 1, bias=True)
             return
         identity = out_channels == in_channels and stride == 1
-        self.dw_bn_layer = nn.BatchNorm2d(in_channels) if identity else None
+        self.dw_bn_layer = BatchNorm2d(in_channels) if identity else None
         for k_idx in range(k):
             setattr(self, f"dw_3x3_{k_idx}", DepthWiseConv(in_channels, 3, stride=stride))
         self.dw_1x1 = DepthWiseConv(in_channels, 1, stride=stride)
-        self.pw_bn_layer = nn.BatchNorm2d(in_channels) if identity else None
+        self.pw_bn_layer = BatchNorm2d(in_channels) if identity else None
         for k_idx in range(k):
             setattr(self, f"pw_1x1_{k_idx}", PointWiseConv(in_channels, out_channels))
 
@@ -144,7 +150,7 @@ class MobileOne(nn.Module):
         (a1, a2, a3, a4), k = PAPER[config]
         width_muls = (min(1.0, a1), a1, a2, a3, a3, a4)
         widths = [int(c * w) for c, w in zip(CHANNELS, width_muls)]
-        self.stage0 = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.stage0 = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), BatchNorm2d(widths[0]), nn.ReLU())
         in_channels = widths[0]
         for idx in range(1, len(BLOCKS)):
             stage = []

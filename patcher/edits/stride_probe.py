@@ -7,8 +7,16 @@ backbone, and a stock model probes exactly as the release does:
 
     s = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256  # 2x min stride
 
-A tutorial's (or an older ultrapatch's) plain `s = 640` is repaired to that. The probe in 8.4.100+'s
-SemanticSegmentationModel is for models ultrapatch installs no YAML for, and is left alone.
+A tutorial's (or an older ultrapatch's) plain `s = 640` is repaired to that. Up to 8.3.100 the probe runs in
+training mode, so its zero image moves every BatchNorm's running statistics; a pretrained backbone's must stay as
+loaded, so its layers are put in eval mode around the probe (a stock model has none: it probes as the release does):
+
+    probed = [layer.eval() for layer in self.model if hasattr(layer, "backbone")]
+    m.stride = torch.tensor([...])  # forward
+    for layer in probed:
+        layer.train()
+
+The probe in 8.4.100+'s SemanticSegmentationModel is for models ultrapatch installs no YAML for, and is left alone.
 """
 
 from __future__ import annotations
@@ -17,10 +25,14 @@ import libcst as cst
 import libcst.matchers as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
-from patcher.edits.shapes import TASKS, assigns, find_all, replace_within, top_level_class
+from patcher.edits.shapes import TASKS, assigns, find_all, index_of, parse, replace_within, statement, top_level_class
 
 PROBE = assigns("s", m.Integer() | m.IfExp(body=m.Integer("640"), orelse=m.Integer("256")))
 CONDITIONAL = 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256'
+STRIDES = statement(m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("m"), attr=m.Name("stride")))]))
+BEFORE = 'probed = [layer.eval() for layer in self.model if hasattr(layer, "backbone")]  # its statistics stay as loaded\n'
+AFTER = "for layer in probed:\n    layer.train()\n"
+GUARDED = assigns("probed")
 
 
 class StrideProbe(SourceEdit):
@@ -41,4 +53,20 @@ class StrideProbe(SourceEdit):
             assign = line.body[0]  # type: ignore[attr-defined]
             if isinstance(assign.value, cst.Integer) and assign.value.value in ("256", "640"):
                 new = new.deep_replace(line, line.with_changes(body=[conditional]))
+        new = self._guard(new)
         return module if new is cls else replace_within(module, cls, cls, new)
+
+    def _guard(self, cls: cst.ClassDef) -> cst.ClassDef:
+        """Eval mode for the backbone around `m.stride = ...`, in the block that holds the probe."""
+        blocks = [n for n in find_all(cls, m.IndentedBlock()) if index_of(n.body, PROBE) is not None]
+        if not blocks:
+            raise AnchorMissing(self.target, "DetectionModel.__init__", "the block of the stride probe")
+        block = blocks[0]
+        statements = list(block.body)
+        if index_of(statements, GUARDED) is not None:
+            return cls
+        at = index_of(statements, STRIDES)
+        if at is None:
+            raise AnchorMissing(self.target, "DetectionModel.__init__", "`m.stride = torch.tensor(...)  # forward`")
+        statements[at : at + 1] = [parse(BEFORE), statements[at], parse(AFTER)]
+        return cls.deep_replace(block, block.with_changes(body=statements))  # type: ignore[return-value]

@@ -24,6 +24,8 @@ class DetectionModel(BaseModel):
         if isinstance(m, Detect):
             s = 256  # 2x min stride
             m.inplace = self.inplace
+            m.stride = torch.tensor([s / x.shape[-2] for x in _forward(torch.zeros(1, ch, s, s))])  # forward
+            self.stride = m.stride
 '''
 
 DATASET = '''\
@@ -74,11 +76,22 @@ def get_flops(model, imgsz=640):
         return 0.0
 '''
 
-PROBE_AFTER = PROBE.replace("s = 256", 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256')
+PROBE_AFTER = PROBE.replace("s = 256", 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256').replace(
+    "            m.stride = torch.tensor([s / x.shape[-2] for x in _forward(torch.zeros(1, ch, s, s))])  # forward\n",
+    '            probed = [layer.eval() for layer in self.model if hasattr(layer, "backbone")]  # its statistics stay as loaded\n'
+    "            m.stride = torch.tensor([s / x.shape[-2] for x in _forward(torch.zeros(1, ch, s, s))])  # forward\n"
+    "            for layer in probed:\n"
+    "                layer.train()\n",
+)
 FIXES = [
     pytest.param(StrideProbe(), TASKS, PROBE, PROBE_AFTER, id="stride-probe"),
     # the tutorials' `s = 640` for every model: stock models built slower; repaired
     pytest.param(StrideProbe(), TASKS, PROBE.replace("s = 256", "s = 640"), PROBE_AFTER, id="stride-tutorial-640"),
+    # ultrapatch 0.1's probe: the condition, without the backbone's eval mode around it
+    pytest.param(
+        StrideProbe(), TASKS, PROBE.replace("s = 256", 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256'),
+        PROBE_AFTER, id="stride-guard-added",
+    ),
     pytest.param(RECT, RECT.target, DATASET, DATASET.replace('rect=mode == "val"', "rect=False"), id="rect-detect"),
     pytest.param(FullSizeFlops(), TORCH_UTILS, FLOPS_NESTED, FLOPS_NESTED_AFTER, id="flops-nested-try"),
     pytest.param(
