@@ -29,7 +29,7 @@ from patcher.errors import UltrapatchError
 from patcher.tree import Tree
 
 RUNNER = Path(__file__).with_name("runner.py")
-CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
+CHECKS = ("build", "weights", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from probe import SIZES, head_inputs, synthetic_batch, synthetic_dataset
 
-CHECKS = ("build", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
+CHECKS = ("build", "weights", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
 TRAIN_SIZE = (160, 160)  # the train step's images: the loss does not need 640, the forward check covers it
 COMPARE_SIZE = (160, 128)  # the image whose outputs the checkpoint and fuse checks compare: any size shows a change
 # (RT-DETR selects 300 queries among the anchors: 160x128 has 420)
@@ -264,6 +264,35 @@ class Session:
                 raise CheckFailed(f"GFLOPs is 0 because the model's forward fails: {explain(exc, self.tree)}") from exc
             raise CheckFailed(f"GFLOPs is 0: the fork's get_flops cannot profile the model{_thop_missing()}")
         return ""
+
+    def check_weights(self, model, spec: dict, facts: dict) -> str:
+        """A backbone given weights computes inside the model what it computes built alone from the same file: nothing
+        of the model's construction (Ultralytics' initialize_weights setting every BatchNorm's eps and momentum, the
+        stride probe's forward in training mode) changed it. Runs right after the build, before any training."""
+        import ast
+        import copy
+
+        backbone = model.model[0]
+        if not getattr(backbone, "pretrained", None):
+            raise Skipped("the backbone was given no weights")
+        args = []
+        for arg in model.yaml["backbone"][0][-1]:  # as parse_model reads the row's arguments
+            with contextlib.suppress(ValueError, SyntaxError):
+                arg = ast.literal_eval(arg) if isinstance(arg, str) else arg
+            args.append(arg)
+        alone = type(backbone)(*args).to(self.device).eval()
+        inside = copy.deepcopy(backbone).eval()
+        image = self.image(160, 128)
+        with self.torch.no_grad():
+            pairs = list(zip(inside(image), alone(image)))
+        difference = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) for a, b in pairs)
+        if difference > 1e-5:
+            norms = sorted({(m.eps, m.momentum) for m in backbone.modules() if isinstance(m, self.torch.nn.BatchNorm2d)})
+            raise CheckFailed(
+                f"the backbone's maps in the model differ from the same backbone built alone from the same weights by "
+                f"up to {difference:.2%} of their largest value; its BatchNorm (eps, momentum) in the model: {norms}"
+            )
+        return f"{backbone.pretrained}; largest difference from the backbone built alone: {difference:.1e}"
 
     def check_forward(self, model, spec: dict, facts: dict) -> str:
         facts["observed"] = seen = self.observe(model, spec["builder"], spec["task"])

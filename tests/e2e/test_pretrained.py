@@ -11,6 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from conftest import verify_json
 from patcher.cli import cli
 
 pytestmark = pytest.mark.e2e
@@ -94,3 +95,34 @@ def test_mobilenetv2_tv_in_the_model_equals_torchvision(release_tree, tmp_path, 
         assert report["checkpoint"][0] == torchs and report["checkpoint"][1] < 1e-5, (width, report)
         assert report["trainer"][0] == torchs and report["trainer"][1] < 1e-5, (width, report)
         assert report["fused"] == torchs, (width, report)
+
+
+def test_verify_compares_a_pretrained_backbone_with_itself_alone(release_tree, tmp_path):
+    """verify's `weights` check: the backbone in the built model against the same backbone built alone from the same
+    weights file (named by the environment here); and, on a fork whose initialize_weights changes the backbone's
+    BatchNorm (what Ultralytics does to a plain nn.BatchNorm2d), a failure with the difference."""
+    import torch
+    import torchvision
+
+    tree = release_tree("8.4.190")
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2-tv"]).exit_code == 0
+    weights = tmp_path / "mobilenet_v2.pth"
+    torch.manual_seed(0)
+    reference = torchvision.models.mobilenet_v2(weights=None)
+    with torch.no_grad():
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(1e-4, 1e-2)
+    torch.save(reference.state_dict(), weights)
+    env = {"ULTRAPATCH_MOBILENETV2_WEIGHTS": str(weights)}
+    report = verify_json(tree, "--model", "yolov8n-MobileNetV2_tv", env=env)
+    check = report["models"][0]["checks"]["weights"]
+    assert check["status"] == "pass" and "loaded 306/306 tensors" in check["reason"], check
+    assert "largest difference from the backbone built alone: " in check["reason"]
+    # a fork that sets eps on every BatchNorm subclass too: the check catches it
+    utils = tree / "ultralytics/utils/torch_utils.py"
+    utils.write_text(utils.read_text().replace("elif t is nn.BatchNorm2d:", "elif isinstance(m, nn.BatchNorm2d):"))
+    report = verify_json(tree, "--model", "yolov8n-MobileNetV2_tv", env=env, code=1)
+    check = report["models"][0]["checks"]["weights"]
+    assert check["status"] == "fail" and "differ from the same backbone built alone" in check["reason"], check
+    assert "(0.001, 0.03)" in check["reason"]

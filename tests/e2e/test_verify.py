@@ -56,7 +56,7 @@ def test_report_format_and_every_check(release_tree):
         assert model["ok"], model
         assert model["gflops"] > 0 and model["stock"]["gflops"] > 0
         passing = ("build", "forward", "strides", "train", "checkpoint", "fuse", "val")
-        assert statuses(model) == {c: "pass" for c in passing} | {"export": "skip"}
+        assert statuses(model) == {c: "pass" for c in passing} | {"export": "skip", "weights": "skip"}
         assert "ULTRALYTICS_SAFE_LOAD=1" in model["checks"]["checkpoint"]["reason"]  # 8.4.100+: the safe loader too
     small, pose, seg = report["models"]
     assert (seg["family"], seg["task"], seg["stock"]["name"]) == ("yolov8", "segment", "yolov8n-seg.yaml")
@@ -185,11 +185,11 @@ def test_apply_then_verify_skips_the_checkpoint_where_no_checkpoint_loads(releas
     assert "backbone variants" not in result.output  # one variant: no note on narrowing the selection
     rows = [line.split() for line in result.output.splitlines() if line.startswith(("yolov", "rtdetr"))]
     assert {row[0] for row in rows} >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
-    assert all(row[1:7] == ["ok", "ok", "ok", "ok", "skip", "ok"] and row[8] == "skip" for row in rows), rows
+    assert all(row[1:8] == ["ok", "skip", "ok", "ok", "ok", "skip", "ok"] and row[9] == "skip" for row in rows), rows
     assert "checkpoint (7 models): torch" in result.output
     assert "weights_only=True, and this release's loader does not ask for full checkpoints" in result.output
     # 8.1.47's AP calls np.trapz, which numpy 2.4 removed: validation fails for the stock models too (not classify)
-    val = {row[0]: row[7] for row in rows}
+    val = {row[0]: row[8] for row in rows}
     if hasattr(numpy, "trapz"):
         assert set(val.values()) == {"ok"}, val
     else:
@@ -212,7 +212,7 @@ def test_a_check_the_stock_model_fails_too_is_environment(release_tree, tmp_path
     result = verify(tree, "--model", SMALL, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr[-3000:]
     row = next(line.split() for line in result.stdout.splitlines() if line.startswith(SMALL))
-    assert row[1:9] == ["env", "ok", "ok", "ok", "ok", "ok", "ok", "skip"], row
+    assert row[1:10] == ["env", "skip", "ok", "ok", "ok", "ok", "ok", "ok", "skip"], row
     assert "environment (the stock model fails the same check, so the patch is not the cause):" in result.stdout
     assert (
         "  build (1 model): the stock model's GFLOPs are 0 too: the fork's get_flops profiles no model here, because "
