@@ -25,9 +25,9 @@ EDIT_STATE = {
 }
 
 
-def backbone_state(tree: Tree, backbone: Backbone) -> tuple[str, str]:
+def backbone_state(tree: Tree, backbone: Backbone, overlay: dict | None = None) -> tuple[str, str]:
     """'installed', 'partly installed', 'not installed' or 'conflict', with a detail."""
-    plan = make_plan(tree, [e for e in EDITS if e.name in PER_BACKBONE], Context(tree.release, (backbone,)))
+    plan = make_plan(tree, [e for e in EDITS if e.name in PER_BACKBONE], Context(tree.release, (backbone,)), overlay)
     if plan.failed:
         return "conflict", plan.failed[0].detail
     states = {r.status for r in plan.reports if r.status is not Status.NOT_IN_RELEASE}
@@ -42,13 +42,15 @@ def backbone_state(tree: Tree, backbone: Backbone) -> tuple[str, str]:
 
 def tree_status(tree: Tree) -> dict[str, Any]:
     """The report `status --json` prints."""
-    backbones = [(b, *backbone_state(tree, b)) for b in BACKBONES.values()]
-    installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
-    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values())))
     try:
         record, damaged = records.load(tree.root), None
     except records.DamagedRecord as exc:  # status still shows what the tree's text says
         record, damaged = None, exc.format_message()
+    # as apply sees the files ultrapatch wrote: its own text, a user's change there is no conflict
+    overlay = None if record is None else {rel: r.ours for rel, r in record.files.items()}
+    backbones = [(b, *backbone_state(tree, b, overlay)) for b in BACKBONES.values()]
+    installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
+    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values())), overlay)
     return {
         "release": tree.release_text,
         "root": str(tree.root),

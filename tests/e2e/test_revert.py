@@ -373,3 +373,12 @@ def test_a_created_yaml_the_user_changed_does_not_stop_the_next_apply(release_tr
     assert mine.read_text().startswith("# my note\n")
     assert invoke("revert", str(tree), "-b", "mobilenetv2-tv").exit_code == 0
     assert mine.read_text().startswith("# my note\n")
+
+
+def test_status_takes_a_users_change_to_a_created_yaml_for_no_conflict(release_tree):
+    tree = release_tree("8.4.190")
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    mine = tree / "ultralytics/cfg/models/11/yolo11-MobileNetV2.yaml"
+    mine.write_text("# my note\n" + mine.read_text())
+    status = invoke("status", str(tree))
+    assert status.exit_code == 0 and "mobilenetv2         installed (1 variant, 13 YAMLs)" in status.output, status.output
