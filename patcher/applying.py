@@ -45,7 +45,7 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     record = records.load(tree.root)
     # The edits run on ultrapatch's own text of the files it wrote: a user's change there (a YAML it created, say) is
     # carried over by the merge below, never taken for a file of the user's that the edits must refuse to overwrite.
-    ours = None if record is None else {rel: r.ours for rel, r in record.files.items()}
+    ours = None if record is None else record.ours_texts()
     plan = make_plan(tree, EDITS, Context(tree.release, backbones), overlay=ours)
     if not plan.ok:
         return ApplyPlan(plan, record or records.State(tree.release_text))

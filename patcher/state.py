@@ -63,6 +63,11 @@ class State:
     def originals(self) -> dict[str, bytes | None]:
         return {rel: r.original for rel, r in self.files.items()}
 
+    def ours_texts(self) -> dict[str, bytes | None]:
+        """ultrapatch's own text of every file it wrote: what the edits are run on, so a user's change there is
+        neither refused nor taken for a conflict."""
+        return {rel: r.ours for rel, r in self.files.items()}
+
     def to_json(self) -> str:
         return json.dumps(
             {

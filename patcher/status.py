@@ -47,7 +47,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     except records.DamagedRecord as exc:  # status still shows what the tree's text says
         record, damaged = None, exc.format_message()
     # as apply sees the files ultrapatch wrote: its own text, a user's change there is no conflict
-    overlay = None if record is None else {rel: r.ours for rel, r in record.files.items()}
+    overlay = None if record is None else record.ours_texts()
     backbones = [(b, *backbone_state(tree, b, overlay)) for b in BACKBONES.values()]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
     plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values())), overlay)
