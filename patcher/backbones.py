@@ -182,6 +182,14 @@ BACKBONES = {
 }
 
 
+# Not a `--backbone` choice: the file every backbone needs, installed with the first and taken out with the last.
+BACKBONE_MAP = Backbone(
+    name="backbone-map",
+    module_file="BackboneMap.py",
+    summary="the zero-parameter layers that give each of a backbone's maps its YAML index",
+)
+
+
 def select_backbones(names: tuple[str, ...]) -> tuple[Backbone, ...]:
     """Resolve `--backbone` values ('all' selects every one) in registry order, without duplicates."""
     wanted = set()

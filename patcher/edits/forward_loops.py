@@ -1,7 +1,10 @@
-"""Edit 5: every forward loop stores each map of a list-returning backbone.
+"""Edit 5: every forward loop still runs a checkpoint trained in the tutorials' layout.
 
-The layer call itself (`x = m(x)`, or World's `if isinstance(m, C2fAttn): ...` chain) is left as the release wrote
-it; only the line that saves the output, `y.append(x if m.i in self.save else None)`, becomes
+A model built by a patched parse_model gives each of a backbone's maps a layer of its own (`BackboneMap`, see
+parse-model-index), so the release's forward loops run it as they run any model. A checkpoint trained before, in a
+tree edited by hand from a tutorial or by ultrapatch 0.1, holds the old layout: one layer marked `backbone` whose
+maps the loop itself must spread over five places. So that such a `best.pt` keeps working, the line that saves a
+layer's output, `y.append(x if m.i in self.save else None)`, becomes
 
     if hasattr(m, "backbone"):
         x = [None] * (5 - len(x)) + list(x)  # pad at the front to five maps, P1 to P5
@@ -11,8 +14,10 @@ it; only the line that saves the output, `y.append(x if m.i in self.save else No
     else:
         y.append(x if m.i in self.save else None)  # save output
 
-so each release keeps its own signature, `profile`, `visualize` and `embed` handling, and ordinary layers behave as
-before. A loop that already tests `hasattr(m, "backbone")` (the tutorials' `_predict_once`) is left alone.
+No layer built by the patched fork has that attribute: the path is taken for old checkpoints only. The layer call
+(`x = m(x)`, or World's `if isinstance(m, C2fAttn): ...` chain) and each release's signature, `profile`,
+`visualize` and `embed` handling stay as the release wrote them. A loop that already tests `hasattr(m, "backbone")`
+(the tutorials' `_predict_once`) is left alone: it runs old checkpoints the same way.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ SAVE_OUTPUT = statement(m.Expr(value=m.Call(func=m.Attribute(value=m.Name("y"), 
 HANDLES_BACKBONE = m.If(test=HASATTR_BACKBONE)
 
 STORE_MAPS = (
-    'if hasattr(m, "backbone"):  # a backbone returns a list of feature maps\n'
+    'if hasattr(m, "backbone"):  # a checkpoint in the tutorials\' layout: one layer holds all the maps\n'
     "    x = [None] * (5 - len(x)) + list(x)  # pad at the front to five maps, P1 to P5\n"
     "    for xi in x:\n"
     "        y.append(xi if len(y) in self.save else None)  # save output\n"
@@ -55,7 +60,7 @@ class ListOutputs(SourceEdit):
 
     def __init__(self, name: str, cls: str, func: str, optional: bool = False):
         self.name, self.cls, self.func, self.optional = name, cls, func, optional
-        self.description = f"{cls}.{func}: store every map of a list-returning backbone"
+        self.description = f"{cls}.{func}: run checkpoints of the tutorials' layout (a backbone layer holding five maps)"
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
         where = f"{self.cls}.{self.func}"

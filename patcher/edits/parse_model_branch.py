@@ -1,20 +1,16 @@
-"""Edit 3: the backbone flag before parse_model's layer loop, and the branch that builds a backbone.
+"""Edit 3: the branch of parse_model's module-type chain that builds a backbone.
 
-The tutorials add, before the loop, a flag that turns true at the backbone and stays true for every later layer:
-
-    backbone = False
-
-and, before the final `else: c2 = ch[f]` of the module-type chain, a branch that builds the backbone and sets `c2`
-to its list of channels:
+Before the final `else: c2 = ch[f]` of the chain, a branch that builds the backbone and sets `c2` to its list of
+channels, as the tutorials add it:
 
     elif m in {MobileNetV3_small_n, ...}:
         m = m(*args)
         c2 = m.width_list
-        backbone = True
 
 A branch that already sets `c2 = m.width_list` (from an earlier apply, or a tutorial applied by hand) gets the
-missing names merged into its set; a second branch is never added. Either flag spelling, `backbone` or
-`is_backbone`, is recognised and kept.
+missing names merged into its set; a second branch is never added. The tutorials also add a flag (`backbone = False`
+before the loop, `backbone = True` in the branch) for their index shift; parse-model-index gives every layer its
+YAML index without one, so none is added, and a hand-applied one is left as it is, unused.
 """
 
 from __future__ import annotations
@@ -27,7 +23,6 @@ from patcher.edits.shapes import (
     TASKS,
     assigns,
     body_of,
-    flag_name,
     index_of,
     parse,
     parse_model_parts,
@@ -115,20 +110,14 @@ def _rebuild_chain(links: list[cst.If], at: int, replacement: cst.If) -> cst.If:
 class BackboneBranch(SourceEdit):
     name = "parse-model-branch"
     target = TASKS
-    description = "parse_model: a backbone flag before the layer loop and an `elif m in {...}` branch that builds it"
+    description = "parse_model: an `elif m in {...}` branch that builds a backbone and takes its channels"
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
-        func, at, loop = parse_model_parts(module, self.target)
-        flag = flag_name(func)
-        statements = list(body_of(func))
-        if flag is None:
-            flag = "backbone"
-            statements.insert(at, parse(f"{flag} = False  # turns true at a backbone layer and stays true\n"))
-            at += 1
-        statements[at] = self._with_branch(loop, ctx.variants, flag)
-        return replace_within(module, func, func, with_body(func, statements))
+        func, _, loop = parse_model_parts(module, self.target)
+        new = self._with_branch(loop, ctx.variants)
+        return module if new is loop else replace_within(module, func, loop, new)
 
-    def _with_branch(self, loop: cst.For, variants: tuple[str, ...], flag: str) -> cst.For:
+    def _with_branch(self, loop: cst.For, variants: tuple[str, ...]) -> cst.For:
         links = _chain(loop)
         if not links or not m.matches(links[-1].orelse, FALLBACK):
             raise AnchorMissing(
@@ -151,7 +140,6 @@ class BackboneBranch(SourceEdit):
             _branch_head(list(variants), "backbones: built here, they return a list of feature maps")
             + "    m = m(*args)\n"
             + "    c2 = m.width_list  # the channels of each returned map\n"
-            + f"    {flag} = True\n"
         )
         last = links[-1].with_changes(orelse=branch.with_changes(orelse=links[-1].orelse))
         return self._replace_chain(loop, _rebuild_chain(links, len(links) - 1, last))

@@ -1,18 +1,25 @@
-"""Edit 4: index shift and channel list at the end of parse_model's layer loop.
+"""Edit 4: in parse_model's layer loop, a backbone's maps get layer indices of their own.
 
-A backbone returns up to five feature maps. The forward loops pad its list at the front to five (P1 to P5) and store
-every map, so the backbone occupies layers 0-4 and each later layer sits 4 places after its position in the YAML: the
-tutorials' numbering, which this keeps. Four independent changes, each skipped when already there:
+A backbone returns a list of feature maps, the last of P1 to P5. The tutorials' YAMLs number it as five layers (0-4
+when it is the first row; the head takes P3, P4 and P5 as 2, 3 and 4). The tutorials kept one layer for it and
+shifted every later layer's index 4 places on (`i + 4 if backbone else i`), so a layer's place in the model stopped
+being its index, and everything in Ultralytics that takes one for the other went wrong: `embed`'s default layer,
+`freeze=N`, distillation's hooks, the table parse_model prints. Here the backbone takes the first of its five places
+and a zero-parameter `BackboneMap` layer takes each of the other four, handing on one map, so a layer's place is its
+YAML index for every layer of every model, and no consumer of indices needs to know about backbones. Ultralytics'
+own `TorchVision` + `Index` rows (8.3.59+) use the same representation. Five changes, each skipped when there:
 
-1. build: `if isinstance(m, torch.nn.Module): m_ = m; m_.backbone = True; t = <the YAML name>`, with the release's
-   own construction (and, in 8.4.190, its SPPF fix-up and type name) kept on the `else` path. The test is whether
-   the backbone branch built the layer (every other row's `m` is a class), never the shape of `c2`: YOLOv9's
-   CBLinear has a list of channels too. The tutorials' `isinstance(c2, list)`, in a tree applied by hand or by an
-   older ultrapatch, is repaired to it;
-2. index: `m_.i, m_.f, m_.type = i + 4 if backbone else i, f, t`;
-3. save list: `save.extend(x % (i + 4 if backbone else i) for x in ...)`;
-4. channels: `ch.extend([0] * (5 - len(c2)) + c2)` for a backbone (the same test), `ch.append(c2)` otherwise, so any
-   backbone with 1 to 5 maps lines up with the five places it occupies.
+1. place: the loop's first statement is `i = len(layers)`, the index the next layer gets (the row number plus 4 per
+   backbone before it, which is the YAML's numbering);
+2. build: `if isinstance(m, torch.nn.Module): m_ = m; t = <the YAML name>`, with the release's own construction
+   (and, in 8.4.190, its SPPF fix-up and type name) kept on the `else` path. The test is whether the backbone branch
+   built the layer (every other row's `m` is a class), never the shape of `c2`: YOLOv9's CBLinear has a list of
+   channels too. The tutorials' `isinstance(c2, list)` is repaired to it, and their `m_.backbone = True` taken out
+   (that attribute sends a layer down the forward loops' path for checkpoints of the old layout);
+3. index: the tutorials' `i + 4 if backbone else i` becomes `i`, which is that already;
+4. save list: likewise `x % (i + 4 if backbone else i)` becomes `x % i`;
+5. maps: for a backbone, `ch.extend(...)` with its channels padded at the front to five, its own index in the save
+   list, and four `BackboneMap` layers after it; `ch.append(c2)` otherwise.
 """
 
 from __future__ import annotations
@@ -30,25 +37,39 @@ from patcher.edits.shapes import (
     body_of,
     call_to,
     find_all,
-    flag_name,
     if_else,
     index_of,
+    parse,
     parse_model_parts,
     replace_within,
     statement,
     with_body,
 )
 
+PLACE = assigns("i", m.Call(func=m.Name("len"), args=[m.Arg(m.Name("layers"))]))
 BUILD = assigns("m_")
 TYPE_NAME = assigns("t")
 BACKBONE_IF = m.If(test=ISINSTANCE_M_MODULE)
 MISTAKEN_IF = m.If(test=ISINSTANCE_C2_LIST)
+MARKS_BACKBONE = statement(
+    m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("m_"), attr=m.Name("backbone")))])
+)
 ATTACH = statement(
     m.Assign(targets=[m.AssignTarget(target=m.Tuple(elements=[m.Element(m.Attribute(value=m.Name("m_"), attr=m.Name("i"))), m.ZeroOrMore()]))])
 )
+SHIFTED = m.IfExp(body=m.BinaryOperation(left=m.Name("i"), operator=m.Add()), orelse=m.Name("i"))
 SAVE_EXTEND = statement(m.Expr(value=call_to("save.extend")))
-MOD_I = m.BinaryOperation(operator=m.Modulo(), right=m.Name("i"))
+SHIFTED_MOD = m.BinaryOperation(operator=m.Modulo(), right=SHIFTED)
 CH_APPEND = statement(m.Expr(value=m.Call(func=m.Attribute(value=m.Name("ch"), attr=m.Name("append")), args=[m.Arg(m.Name("c2"))])))
+CHANNELS_IF = m.If(test=ISINSTANCE_M_MODULE | ISINSTANCE_C2_LIST)
+
+PLACE_LINE = "i = len(layers)  # this layer's index: a backbone's maps are the layers after it, as the YAML numbers them\n"
+MAPS = (
+    f"if {BUILT_IN_BRANCH}:  # a backbone: it and the 4 BackboneMap layers after it are P1 to P5\n"
+    "    ch.extend([0] * (5 - len(c2)) + c2)  # their channels (0 for a map it does not return)\n"
+    "    save.append(i)  # each BackboneMap reads the backbone's list of maps\n"
+    "    layers.extend(BackboneMap(i, k) for k in range(1, 5))\n"
+)
 
 WHERE = "parse_model, layer loop"
 
@@ -56,35 +77,40 @@ WHERE = "parse_model, layer loop"
 class IndexShift(SourceEdit):
     name = "parse-model-index"
     target = TASKS
-    description = "parse_model: keep a backbone whole, shift later indices by 4, pad its channel list to five"
+    description = "parse_model: a backbone's maps become layers of their own (BackboneMap), so each index is the YAML's"
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
-        func, at, loop = parse_model_parts(module, self.target)
-        flag = flag_name(func)
-        if flag is None:
-            raise AnchorMissing(self.target, "parse_model", "the backbone flag `backbone = False` before the layer loop")
-        statements = self._repair(list(body_of(loop)))
+        func, _, loop = parse_model_parts(module, self.target)
+        before = list(body_of(loop))
+        statements = self._place(before)
         statements = self._build(statements)
-        shifted = cst.parse_expression(f"i + 4 if {flag} else i")
-        statements = self._index(statements, shifted)
-        statements = self._save(statements, shifted)
-        statements = self._channels(statements)
-        if statements == list(body_of(loop)):
+        statements = self._index(statements)
+        statements = self._save(statements)
+        statements = self._maps(statements)
+        if statements == before:
             return module
         return replace_within(module, func, loop, with_body(loop, statements))
 
     @staticmethod
-    def _repair(statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
-        """`if isinstance(c2, list):` becomes `if isinstance(m, torch.nn.Module):`, comments and bodies kept."""
-        test = cst.parse_expression(BUILT_IN_BRANCH)
-        return [
-            stmt.with_changes(test=test) if m.matches(stmt, MISTAKEN_IF) else stmt  # type: ignore[attr-defined]
-            for stmt in statements
-        ]
+    def _place(statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        if index_of(statements, PLACE) is not None:
+            return statements
+        first = statements[0]
+        return [parse(PLACE_LINE).with_changes(leading_lines=first.leading_lines), first.with_changes(leading_lines=()), *statements[1:]]
 
     def _build(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
-        if index_of(statements, BACKBONE_IF) is not None:
-            return statements
+        test = cst.parse_expression(BUILT_IN_BRANCH)
+        statements = [  # `isinstance(c2, list)` -> `isinstance(m, torch.nn.Module)`, comments and bodies kept
+            stmt.with_changes(test=test) if m.matches(stmt, MISTAKEN_IF) and find_all(stmt, BUILD) else stmt  # type: ignore[attr-defined]
+            for stmt in statements
+        ]
+        at = next((i for i, s in enumerate(statements) if m.matches(s, BACKBONE_IF) and find_all(s, BUILD)), None)
+        if at is not None:
+            branch = statements[at]
+            body = [s for s in body_of(branch) if not m.matches(s, MARKS_BACKBONE)]
+            if len(body) == len(body_of(branch)):
+                return statements
+            return [*statements[:at], with_body(branch, body), *statements[at + 1 :]]  # type: ignore[list-item]
         start = index_of(statements, BUILD)
         if start is None:
             raise AnchorMissing(self.target, WHERE, "`m_ = ... if n > 1 else m(*args)`")
@@ -94,49 +120,42 @@ class IndexShift(SourceEdit):
         branch = if_else(
             f"if {BUILT_IN_BRANCH}:  # a backbone, already built in its branch\n"
             "    m_ = m\n"
-            "    m_.backbone = True  # the forward loops store each of its maps\n"
             "    t = type(m).__name__  # its YAML name\n",
             statements[start : end + 1],
         )
         return [*statements[:start], branch, *statements[end + 1 :]]
 
-    def _index(self, statements: list[cst.BaseStatement], shifted: cst.BaseExpression) -> list[cst.BaseStatement]:
+    def _index(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         at = index_of(statements, ATTACH)
         if at is None:
             raise AnchorMissing(self.target, WHERE, "`m_.i, m_.f, m_.type = i, f, t`")
         assign = statements[at].body[0]  # type: ignore[attr-defined]
         first = assign.value.elements[0]
-        if not m.matches(first.value, m.Name("i")):
+        if not m.matches(first.value, SHIFTED):
             return statements
-        value = assign.value.with_changes(elements=[first.with_changes(value=shifted), *assign.value.elements[1:]])
-        return self._replace(statements, at, assign, assign.with_changes(value=value))
+        value = assign.value.with_changes(elements=[first.with_changes(value=cst.Name("i")), *assign.value.elements[1:]])
+        return [*statements[:at], statements[at].deep_replace(assign, assign.with_changes(value=value)), *statements[at + 1 :]]
 
-    def _save(self, statements: list[cst.BaseStatement], shifted: cst.BaseExpression) -> list[cst.BaseStatement]:
+    def _save(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         at = index_of(statements, SAVE_EXTEND)
         if at is None:
             raise AnchorMissing(self.target, WHERE, "`save.extend(x % i for x in ...)`")
-        plain = find_all(statements[at], MOD_I)
-        if not plain:
-            return statements
         new = statements[at]
-        for node in plain:
-            right = shifted.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-            new = new.deep_replace(node, node.with_changes(right=right))  # type: ignore[assignment]
+        for node in find_all(new, SHIFTED_MOD):
+            new = new.deep_replace(node, node.with_changes(right=cst.Name("i")))  # type: ignore[assignment]
         return [*statements[:at], new, *statements[at + 1 :]]
 
-    def _channels(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+    def _maps(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         at = index_of(statements, CH_APPEND)
+        if at is not None:
+            return [*statements[:at], if_else(MAPS, statements[at : at + 1]), *statements[at + 1 :]]
+        # already split on a backbone: by ultrapatch (this layout or the earlier one, which only padded the channels)
+        # or by hand; the `else` (the release's `ch.append(c2)`) is kept and the backbone's side made ours
+        at = next((i for i, s in enumerate(statements) if m.matches(s, CHANNELS_IF) and find_all(s.orelse, CH_APPEND)), None)
         if at is None:
-            if any(find_all(stmt, CH_APPEND) for stmt in statements if m.matches(stmt, BACKBONE_IF)):
-                return statements  # already inside `if isinstance(m, torch.nn.Module): ... else: ch.append(c2)`
             raise AnchorMissing(self.target, WHERE, "`ch.append(c2)`")
-        branch = if_else(
-            f"if {BUILT_IN_BRANCH}:  # pad at the front to five maps, P1 to P5, as the forward loops do\n"
-            "    ch.extend([0] * (5 - len(c2)) + c2)\n",
-            statements[at : at + 1],
-        )
-        return [*statements[:at], branch, *statements[at + 1 :]]
-
-    @staticmethod
-    def _replace(statements, at, old, new):
-        return [*statements[:at], statements[at].deep_replace(old, new), *statements[at + 1 :]]
+        old = statements[at]
+        new = if_else(MAPS, body_of(old.orelse)).with_changes(leading_lines=old.leading_lines)  # type: ignore[attr-defined]
+        if new.deep_equals(old):
+            return statements
+        return [*statements[:at], new, *statements[at + 1 :]]

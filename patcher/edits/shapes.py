@@ -110,10 +110,6 @@ def call_to(dotted: str) -> m.Call:
     return m.Call(func=func)
 
 
-# `backbone = False` / `is_backbone = False`: the tutorials' flag, spelled either way.
-FLAG_NAMES = ("backbone", "is_backbone")
-FLAG_FALSE = m.OneOf(*(assigns(name, m.Name("False")) for name in FLAG_NAMES))
-
 # `for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):`, the layer loop of parse_model.
 LAYER_LOOP = m.For(
     iter=m.Call(
@@ -128,7 +124,7 @@ HASATTR_BACKBONE = m.Call(
     args=[m.Arg(m.Name("m")), m.Arg(m.SimpleString(m.MatchIfTrue(lambda s: s.strip("'\"") == "backbone")))],
 )
 
-# `isinstance(c2, list)`: how the tutorials (and ultrapatch before 0.2) told a backbone in parse_model, wrongly: a
+# `isinstance(c2, list)`: how the tutorials (and ultrapatch 0.1 at first) told a backbone in parse_model, wrongly: a
 # CBLinear layer (YOLOv9) has a list of channels too.
 ISINSTANCE_C2_LIST = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name("c2")), m.Arg(m.Name("list"))])
 # `isinstance(m, torch.nn.Module)`: the layer was built in the backbone branch (every other row's `m` is a class).
@@ -150,13 +146,3 @@ def parse_model_parts(module: cst.Module, file: str = TASKS) -> tuple[cst.Functi
     if at is None:
         raise AnchorMissing(file, "parse_model", 'the layer loop `for i, (f, n, m, args) in enumerate(d["backbone"] + ...)`')
     return func, at, body_of(func)[at]  # type: ignore[return-value]
-
-
-def flag_name(func: cst.FunctionDef) -> str | None:
-    """The spelling of the backbone flag assigned before the layer loop, if there is one."""
-    for stmt in body_of(func):
-        if m.matches(stmt, LAYER_LOOP):
-            break
-        if m.matches(stmt, FLAG_FALSE):
-            return stmt.body[0].targets[0].target.value  # type: ignore[attr-defined]
-    return None

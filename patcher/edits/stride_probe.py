@@ -5,13 +5,15 @@ inherit it, and RT-DETR sets its stride without probing. The tutorials write `s 
 every stock model slower to build (yolo11n: 0.17 s -> 0.53 s); here the probe is 640 only where a layer is a
 backbone, and a stock model probes exactly as the release does:
 
-    s = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256  # 2x min stride
+    s = 640 if any(hasattr(layer, "width_list") for layer in self.model) else 256  # 2x min stride
 
-A tutorial's (or an older ultrapatch's) plain `s = 640` is repaired to that. Up to 8.3.100 the probe runs in
-training mode, so its zero image moves every BatchNorm's running statistics; a pretrained backbone's must stay as
-loaded, so its layers are put in eval mode around the probe (a stock model has none: it probes as the release does):
+(a backbone is the layer whose `width_list` parse_model's branch read). A tutorial's plain `s = 640`, and ultrapatch
+0.1's test of the `backbone` attribute, which the layers built now no longer carry, are repaired to that. Up to
+8.3.100 the probe runs in training mode, so its zero image moves every BatchNorm's running statistics; a pretrained
+backbone's must stay as loaded, so its layers are put in eval mode around the probe (a stock model has none: it
+probes as the release does):
 
-    probed = [layer.eval() for layer in self.model if hasattr(layer, "backbone")]
+    probed = [layer.eval() for layer in self.model if hasattr(layer, "width_list")]
     m.stride = torch.tensor([...])  # forward
     for layer in probed:
         layer.train()
@@ -28,9 +30,9 @@ from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import TASKS, assigns, find_all, index_of, parse, replace_within, statement, top_level_class
 
 PROBE = assigns("s", m.Integer() | m.IfExp(body=m.Integer("640"), orelse=m.Integer("256")))
-CONDITIONAL = 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256'
+CONDITIONAL = 's = 640 if any(hasattr(layer, "width_list") for layer in self.model) else 256'
 STRIDES = statement(m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("m"), attr=m.Name("stride")))]))
-BEFORE = 'probed = [layer.eval() for layer in self.model if hasattr(layer, "backbone")]  # its statistics stay as loaded\n'
+BEFORE = 'probed = [layer.eval() for layer in self.model if hasattr(layer, "width_list")]  # its statistics stay as loaded\n'
 AFTER = "for layer in probed:\n    layer.train()\n"
 GUARDED = assigns("probed")
 
@@ -51,7 +53,9 @@ class StrideProbe(SourceEdit):
         new = cls
         for line in probes:
             assign = line.body[0]  # type: ignore[attr-defined]
-            if isinstance(assign.value, cst.Integer) and assign.value.value in ("256", "640"):
+            if isinstance(assign.value, cst.Integer) and assign.value.value not in ("256", "640"):
+                continue  # a probe size of the user's
+            if not assign.deep_equals(conditional):
                 new = new.deep_replace(line, line.with_changes(body=[conditional]))
         new = self._guard(new)
         return module if new is cls else replace_within(module, cls, cls, new)
@@ -63,8 +67,13 @@ class StrideProbe(SourceEdit):
             raise AnchorMissing(self.target, "DetectionModel.__init__", "the block of the stride probe")
         block = blocks[0]
         statements = list(block.body)
-        if index_of(statements, GUARDED) is not None:
-            return cls
+        guarded = index_of(statements, GUARDED)
+        if guarded is not None:
+            line = parse(BEFORE)
+            if statements[guarded].body[0].deep_equals(line.body[0]):  # type: ignore[attr-defined]
+                return cls
+            statements[guarded] = statements[guarded].with_changes(body=line.body)  # type: ignore[attr-defined]
+            return cls.deep_replace(block, block.with_changes(body=statements))  # type: ignore[return-value]
         at = index_of(statements, STRIDES)
         if at is None:
             raise AnchorMissing(self.target, "DetectionModel.__init__", "`m.stride = torch.tensor(...)  # forward`")

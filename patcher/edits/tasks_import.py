@@ -1,4 +1,4 @@
-"""Edit 2: import the backbone classes into `ultralytics/nn/tasks.py`.
+"""Edit 2: import the backbone classes, and `BackboneMap`, into `ultralytics/nn/tasks.py`.
 
 `parse_model` resolves a YAML module name with `globals()[m]`, so every variant must be a module-level name of
 tasks.py. The import goes right after `from ultralytics.nn.modules import (...)`, which every release has and which
@@ -11,6 +11,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from patcher.backbones import BACKBONE_MAP
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import TASKS, parse
 
@@ -59,7 +60,8 @@ class TasksImport(SourceEdit):
         if any(star for _, (star, _) in existing):
             return module
         have = {name for _, (_, names) in existing for name in names}
-        missing = [name for name in ctx.variants if name not in have]
+        wanted = (*BACKBONE_MAP.variants, *ctx.variants) if ctx.variants else ()
+        missing = [name for name in wanted if name not in have]
         if not missing:
             return module
         if existing:

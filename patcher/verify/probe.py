@@ -130,6 +130,8 @@ def build_only(name: str, builder: str) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "backbone_type": getattr(model.model[0], "type", ""),
         "backbone_index": getattr(model.model[0], "i", None),
+        "map_layers": [getattr(layer, "type", "") for layer in model.model[1:5]],
+        "indices_are_places": all(getattr(layer, "i", None) == k for k, layer in enumerate(model.model)),
         "head_strides": {"eval 640x480": strides},
     }
 

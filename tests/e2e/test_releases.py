@@ -93,7 +93,8 @@ def test_apply_build_and_train(release_tree, version):
     for model in built["models"]:
         assert "error" not in model, model.get("traceback")
         assert model["backbone_type"] == models[f"{model['name']}:{model['builder']}"]  # the YAML name, not a repr
-        assert model["backbone_index"] == 4  # the backbone is layers 0-4
+        assert model["backbone_index"] == 0 and model["map_layers"] == ["BackboneMap"] * 4  # layers 0-4, as the YAML
+        assert model["indices_are_places"], model  # every layer's index is its place in the model
 
     # Every check of `verify`: forward at three sizes in eval and train, strides, loss and backward with gradients
     # for every backbone parameter, the checkpoint round trip, model.fuse() (MobileOne: reparameterised), validation.

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import seed_code
 from edit_helpers import run_edit
-from patcher.backbones import BACKBONES
+from patcher.backbones import BACKBONE_MAP, BACKBONES
 from patcher.edits.addmodules import INIT, AddModulesPackage
 from patcher.edits.base import Status
 from patcher.edits.model_yamls import ModelYamls
@@ -23,23 +23,26 @@ def test_creates_the_package(tmp_path):
     plan, changed = run_edit(tmp_path, AddModulesPackage(), {})
     assert plan.reports[0].status is Status.APPLIED
     assert changed[V3.module_path] == V3.source
-    assert changed[INIT].endswith("from .MobileNetV3 import *\n")
+    assert changed[BACKBONE_MAP.module_path] == BACKBONE_MAP.source  # every backbone's maps need it
+    assert changed[INIT].endswith("from .BackboneMap import *\nfrom .MobileNetV3 import *\n")
 
 
 def test_keeps_the_users_modules_and_imports(tmp_path):
     users = "from .MyBlock import *\nfrom .Other import Thing\n"
     plan, changed = run_edit(tmp_path, AddModulesPackage(), {INIT: users, "ultralytics/nn/AddModules/MyBlock.py": "X = 1\n"})
-    assert changed[INIT] == users + "from .MobileNetV3 import *\n"
+    assert changed[INIT] == users + "from .BackboneMap import *\nfrom .MobileNetV3 import *\n"
     assert "ultralytics/nn/AddModules/MyBlock.py" not in changed
 
 
 def test_init_without_final_newline(tmp_path):
     plan, changed = run_edit(tmp_path, AddModulesPackage(), {INIT: "from .MyBlock import *"})
-    assert changed[INIT] == "from .MyBlock import *\nfrom .MobileNetV3 import *\n"
+    assert changed[INIT] == "from .MyBlock import *\nfrom .BackboneMap import *\nfrom .MobileNetV3 import *\n"
 
 
 def test_already_there(tmp_path):
-    plan, changed = run_edit(tmp_path, AddModulesPackage(), {V3.module_path: V3.source, INIT: "from .MobileNetV3 import *\n"})
+    files = {V3.module_path: V3.source, BACKBONE_MAP.module_path: BACKBONE_MAP.source,
+             INIT: "from .BackboneMap import *\nfrom .MobileNetV3 import *\n"}
+    plan, changed = run_edit(tmp_path, AddModulesPackage(), files)
     assert plan.reports[0].status is Status.ALREADY and not changed
 
 

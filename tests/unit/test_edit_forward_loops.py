@@ -34,7 +34,7 @@ class BaseModel(torch.nn.Module):
 
 AFTER = BEFORE.replace(
     "            y.append(x if m.i in self.save else None)  # save output\n",
-    '''            if hasattr(m, "backbone"):  # a backbone returns a list of feature maps
+    '''            if hasattr(m, "backbone"):  # a checkpoint in the tutorials' layout: one layer holds all the maps
                 x = [None] * (5 - len(x)) + list(x)  # pad at the front to five maps, P1 to P5
                 for xi in x:
                     y.append(xi if len(y) in self.save else None)  # save output

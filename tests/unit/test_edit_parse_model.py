@@ -43,7 +43,6 @@ WITH_BRANCH = f'''\
 def parse_model(d, ch, verbose=True):  # model_dict, input_channels(3)
     ch = [ch]
     layers, save, c2 = [], [], ch[-1]  # layers, savelist, ch out
-    backbone = False  # turns true at a backbone layer and stays true
     for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):  # from, number, module, args
         m = getattr(torch.nn, m[3:]) if "nn." in m else globals()[m]  # get module
         if m in {{Conv, C2f}}:
@@ -54,12 +53,51 @@ def parse_model(d, ch, verbose=True):  # model_dict, input_channels(3)
 {V3_LINES}        }}:
             m = m(*args)
             c2 = m.width_list  # the channels of each returned map
-            backbone = True
         else:
             c2 = ch[f]
 ''' + STOCK.split("            c2 = ch[f]\n", 1)[1]
 
 WITH_INDEX = WITH_BRANCH.replace(
+    "        m = getattr(torch.nn, m[3:])",
+    "        i = len(layers)  # this layer's index: a backbone's maps are the layers after it, as the YAML numbers them\n"
+    "        m = getattr(torch.nn, m[3:])",
+).replace(
+    '''        m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+        t = str(m)[8:-2].replace("__main__.", "")  # module type
+''',
+    '''        if isinstance(m, torch.nn.Module):  # a backbone, already built in its branch
+            m_ = m
+            t = type(m).__name__  # its YAML name
+        else:
+            m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
+            t = str(m)[8:-2].replace("__main__.", "")  # module type
+''',
+).replace(
+    "        ch.append(c2)\n",
+    '''        if isinstance(m, torch.nn.Module):  # a backbone: it and the 4 BackboneMap layers after it are P1 to P5
+            ch.extend([0] * (5 - len(c2)) + c2)  # their channels (0 for a map it does not return)
+            save.append(i)  # each BackboneMap reads the backbone's list of maps
+            layers.extend(BackboneMap(i, k) for k in range(1, 5))
+        else:
+            ch.append(c2)
+''',
+)
+
+# what ultrapatch 0.1 made of STOCK (the tutorials' layout: one layer for the backbone, later indices shifted by 4)
+OLD_INDEX = STOCK.replace(
+    "    for i, (f, n",
+    "    backbone = False  # turns true at a backbone layer and stays true\n    for i, (f, n",
+).replace(
+    "        else:\n            c2 = ch[f]\n",
+    f"""        elif m in {{  # backbones: built here, they return a list of feature maps
+{V3_LINES}        }}:
+            m = m(*args)
+            c2 = m.width_list  # the channels of each returned map
+            backbone = True
+        else:
+            c2 = ch[f]
+""",
+).replace(
     '''        m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)  # module
         t = str(m)[8:-2].replace("__main__.", "")  # module type
 ''',
@@ -85,12 +123,28 @@ WITH_INDEX = WITH_BRANCH.replace(
 )
 
 
-def test_branch_and_flag_are_added(tmp_path):
+def test_branch_is_added_without_a_flag(tmp_path):
     assert_edit(tmp_path, BackboneBranch(), TASKS, STOCK, WITH_BRANCH)
 
 
-def test_index_shift_and_channels(tmp_path):
+def test_maps_become_layers_and_indices_stay_the_positions(tmp_path):
     assert_edit(tmp_path, IndexShift(), TASKS, WITH_BRANCH, WITH_INDEX)
+    assert_noop(tmp_path, IndexShift(), TASKS, WITH_INDEX)
+
+
+def test_the_old_layout_is_repaired(tmp_path):
+    """ultrapatch 0.1's (and the tutorials') layout: `i + 4 if backbone else i`, the `backbone` attribute the forward
+    loops test, channels padded with no layers for the maps. It becomes the new one; the unused flag stays."""
+    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: OLD_INDEX})
+    after = changed[TASKS]
+    expected = WITH_INDEX.replace(
+        "    for i, (f, n", "    backbone = False  # turns true at a backbone layer and stays true\n    for i, (f, n"
+    ).replace(
+        "            c2 = m.width_list  # the channels of each returned map\n",
+        "            c2 = m.width_list  # the channels of each returned map\n            backbone = True\n",
+    )
+    assert after == expected
+    assert "i + 4" not in after and "m_.backbone" not in after
 
 
 def test_8_4_190_sppf_block_and_frozensets_stay_on_the_ordinary_path(tmp_path):
@@ -133,7 +187,7 @@ def test_8_4_190_sppf_block_and_frozensets_stay_on_the_ordinary_path(tmp_path):
         m_.np = sum"""
     ).replace("\n", "\n        ") in after
     assert "        elif m in frozenset({TorchVision, Index}):\n            c2 = args[0]\n        elif m in {" in after
-    assert after.count("backbone = False") == 1
+    assert "backbone = False" not in after and "i = len(layers)" in after
 
 
 def test_a_second_backbone_is_merged_into_the_existing_branch(tmp_path):
@@ -169,16 +223,7 @@ def test_hand_applied_branch_is_adopted_and_merged_not_duplicated(tmp_path):
     assert after.count("backbone = False") == 1
 
 
-@pytest.mark.parametrize("flag", ["backbone", "is_backbone"])
-def test_either_flag_spelling_is_kept(tmp_path, flag):
-    source = STOCK.replace("    for i, (f, n", f"    {flag} = False\n    for i, (f, n")
-    plan, changed = run_edit(tmp_path, BackboneBranch(), {TASKS: source})
-    assert f"            {flag} = True\n" in changed[TASKS]
-    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: changed[TASKS]})
-    assert f"m_.i, m_.f, m_.type = i + 4 if {flag} else i, f, t" in changed[TASKS]
-
-
-def test_noop_on_seed_000_index_edit_with_channel_handling(tmp_path):
+def test_noop_on_a_seed_000_construction_with_its_type_line_outside(tmp_path):
     done = WITH_INDEX.replace(
         '''            t = type(m).__name__  # its YAML name
         else:
@@ -206,10 +251,6 @@ def test_missing_layer_loop(tmp_path):
     assert_fails(tmp_path, IndexShift(), TASKS, "def parse_model(d, ch):\n    return d\n", "parse_model", "layer loop")
 
 
-def test_index_needs_the_flag(tmp_path):
-    assert_fails(tmp_path, IndexShift(), TASKS, STOCK, "parse_model", "backbone = False")
-
-
 def test_missing_type_line(tmp_path):
     source = WITH_BRANCH.replace('        t = str(m)[8:-2].replace("__main__.", "")  # module type\n', "")
     assert_fails(tmp_path, IndexShift(), TASKS, source, "parse_model, layer loop", "t = str(m)")
@@ -217,7 +258,9 @@ def test_missing_type_line(tmp_path):
 
 def test_the_tutorials_list_test_is_repaired(tmp_path):
     """`isinstance(c2, list)` takes YOLOv9's CBLinear (a list of channels too) for a backbone: a tree with it (applied
-    by hand, or by ultrapatch before 0.2) gets the branch test instead, and nothing else changes."""
-    tutorial = WITH_INDEX.replace("if isinstance(m, torch.nn.Module):", "if isinstance(c2, list):")
+    by hand, or by ultrapatch 0.1 at first) gets the branch test instead; the channels' `if` becomes ours."""
+    tutorial = OLD_INDEX.replace("if isinstance(m, torch.nn.Module):", "if isinstance(c2, list):")
     assert tutorial.count("if isinstance(c2, list):") == 2
-    assert_edit(tmp_path, IndexShift(), TASKS, tutorial, WITH_INDEX)
+    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: tutorial})
+    plan, repaired = run_edit(tmp_path, IndexShift(), {TASKS: OLD_INDEX})
+    assert changed[TASKS] == repaired[TASKS] and "isinstance(c2, list)" not in changed[TASKS]

@@ -76,9 +76,10 @@ def get_flops(model, imgsz=640):
         return 0.0
 '''
 
-PROBE_AFTER = PROBE.replace("s = 256", 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256').replace(
+OLD_CONDITIONAL = 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256'  # ultrapatch 0.1
+PROBE_AFTER = PROBE.replace("s = 256", 's = 640 if any(hasattr(layer, "width_list") for layer in self.model) else 256').replace(
     "            m.stride = torch.tensor([s / x.shape[-2] for x in _forward(torch.zeros(1, ch, s, s))])  # forward\n",
-    '            probed = [layer.eval() for layer in self.model if hasattr(layer, "backbone")]  # its statistics stay as loaded\n'
+    '            probed = [layer.eval() for layer in self.model if hasattr(layer, "width_list")]  # its statistics stay as loaded\n'
     "            m.stride = torch.tensor([s / x.shape[-2] for x in _forward(torch.zeros(1, ch, s, s))])  # forward\n"
     "            for layer in probed:\n"
     "                layer.train()\n",
@@ -89,8 +90,14 @@ FIXES = [
     pytest.param(StrideProbe(), TASKS, PROBE.replace("s = 256", "s = 640"), PROBE_AFTER, id="stride-tutorial-640"),
     # ultrapatch 0.1's probe: the condition, without the backbone's eval mode around it
     pytest.param(
-        StrideProbe(), TASKS, PROBE.replace("s = 256", 's = 640 if any(hasattr(layer, "backbone") for layer in self.model) else 256'),
-        PROBE_AFTER, id="stride-guard-added",
+        StrideProbe(), TASKS, PROBE.replace("s = 256", OLD_CONDITIONAL), PROBE_AFTER, id="stride-guard-added",
+    ),
+    # ultrapatch 0.1's later probe: the `backbone` attribute it tests is no longer set on the layers built
+    pytest.param(
+        StrideProbe(), TASKS,
+        PROBE_AFTER.replace('s = 640 if any(hasattr(layer, "width_list") for layer in self.model) else 256', OLD_CONDITIONAL)
+        .replace('if hasattr(layer, "width_list")]', 'if hasattr(layer, "backbone")]'),
+        PROBE_AFTER, id="stride-attribute-test-repaired",
     ),
     pytest.param(RECT, RECT.target, DATASET, DATASET.replace('rect=mode == "val"', "rect=False"), id="rect-detect"),
     pytest.param(FullSizeFlops(), TORCH_UTILS, FLOPS_NESTED, FLOPS_NESTED_AFTER, id="flops-nested-try"),
@@ -162,7 +169,10 @@ from ultralytics.nn.modules import (
 from ultralytics.utils import LOGGER
 '''
 V3 = ["MobileNetV3_large_n", "MobileNetV3_large_s", "MobileNetV3_large_m", "MobileNetV3_small_n", "MobileNetV3_small_s", "MobileNetV3_small_m"]
-OUR_IMPORT = "from ultralytics.nn.AddModules import (  # backbones installed by ultrapatch\n" + "".join(f"    {n},\n" for n in V3) + ")\n"
+OUR_IMPORT = (
+    "from ultralytics.nn.AddModules import (  # backbones installed by ultrapatch\n"
+    + "".join(f"    {n},\n" for n in ["BackboneMap", *V3]) + ")\n"
+)
 
 
 def test_import_goes_after_the_modules_import_and_future_stays_first(tmp_path):
@@ -184,7 +194,7 @@ def test_missing_names_are_added_to_the_existing_import(tmp_path):
     plan, changed = run_edit(tmp_path, TasksImport(), {TASKS: partial})
     text = changed[TASKS]
     assert text.count("from ultralytics.nn.AddModules import") == 1
-    assert "    MyBlock,\n    MobileNetV3_small_n,\n    MobileNetV3_large_n,\n" in text
+    assert "    MyBlock,\n    MobileNetV3_small_n,\n    BackboneMap,\n    MobileNetV3_large_n,\n" in text
 
 
 def test_an_aliased_import_is_left_as_written(tmp_path):
