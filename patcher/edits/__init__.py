@@ -14,6 +14,7 @@ from patcher.edits.rect import RectFalse
 from patcher.edits.safe_load import SafeLoadAllowList
 from patcher.edits.stride_probe import StrideProbe
 from patcher.edits.tasks_import import TasksImport
+from patcher.edits.visualize import TensorsOnly
 
 YOLO = "ultralytics/models/yolo"
 
@@ -32,6 +33,7 @@ EDITS: tuple[Edit, ...] = (
     RectFalse("rect-world-scratch", f"{YOLO}/world/train_world.py", "WorldTrainerFromScratch", optional=True),
     RectFalse("rect-yoloe", f"{YOLO}/yoloe/train.py", "YOLOETrainer", optional=True),
     FullSizeFlops(),
+    TensorsOnly(),
     ReparameteriseOnFuse(),
     SafeLoadAllowList(),
     ModelYamls(),

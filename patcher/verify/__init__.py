@@ -29,7 +29,19 @@ from patcher.errors import UltrapatchError
 from patcher.tree import Tree
 
 RUNNER = Path(__file__).with_name("runner.py")
-CHECKS = ("build", "weights", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
+
+
+def _runner_checks() -> tuple[str, ...]:
+    """The checks, in order, as runner.py names them (it runs in the fork's interpreter: read, not imported)."""
+    import ast
+
+    for node in ast.parse(RUNNER.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CHECKS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError(f"{RUNNER} names no CHECKS")
+
+
+CHECKS = _runner_checks()
 
 
 @dataclass(frozen=True)

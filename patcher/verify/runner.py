@@ -33,10 +33,12 @@ from pathlib import Path
 
 from probe import SIZES, head_inputs, synthetic_batch, synthetic_dataset
 
-CHECKS = ("build", "weights", "forward", "strides", "train", "checkpoint", "fuse", "val", "export")
+CHECKS = ("build", "weights", "forward", "strides", "train", "embed", "freeze", "distill", "checkpoint", "fuse", "val", "export")
 TRAIN_SIZE = (160, 160)  # the train step's images: the loss does not need 640, the forward check covers it
 COMPARE_SIZE = (160, 128)  # the image whose outputs the checkpoint and fuse checks compare: any size shows a change
 # (RT-DETR selects 300 queries among the anchors: 160x128 has 420)
+FREEZE = 5  # layers 0-4: the backbone, in the YAML's numbering
+DISTILL_SIZE = 160  # the image of DistillationModel's probe forward (it takes args.imgsz, 640 by default)
 VAL_SIZE = 160  # validation's image size: its rectangular batches of the two synthetic images are 160x192 and 192x160
 STOCK_SIZE = (640, 480)  # the size at which the stock model's output shapes are the yardstick
 PREREQUISITES = {"export": ("checkpoint",)}  # a check that works on what an earlier one made
@@ -50,6 +52,10 @@ class CheckFailed(Exception):
 
 class Skipped(Exception):
     """A check that does not apply here, with the reason."""
+
+
+class _SetUp(Exception):
+    """Raised by a trainer callback once the trainer has set the model up: what the freeze check needs is there."""
 
 
 def on_meta(torch, build: bool):
@@ -345,6 +351,111 @@ class Session:
         model.zero_grad(set_to_none=True)
         model.eval()
         return ""
+
+    def check_embed(self, model, spec: dict, facts: dict) -> str:
+        """`Model.embed()` with no layers given embeds layer `len(model.model) - 2`, a place in the layer list, and the
+        forward loops compare it with each layer's index: the two must agree, so that the default embeds the
+        second-to-last layer, the same as naming that layer's YAML index."""
+        torch = self.torch
+        rows = model.yaml["backbone"] + model.yaml["head"]
+        backbones = sum(hasattr(layer, "width_list") for layer in model.model)
+        yaml_index = len(rows) - 2 + 4 * backbones  # the second-to-last row, in the tutorials' numbering
+        captured = []
+        hook = model.model[-2].register_forward_hook(lambda _m, _i, out: captured.append(out))
+        image = self.image(*COMPARE_SIZE)
+        model.eval()
+        try:
+            with torch.no_grad():
+                default = model.predict(image, embed=[len(model.model) - 2])
+                named = model.predict(image, embed=[yaml_index])
+        finally:
+            hook.remove()
+        if not captured or not hasattr(captured[0], "shape"):
+            raise Skipped("the second-to-last layer gives no single feature map")
+        expected = torch.nn.functional.adaptive_avg_pool2d(captured[0], (1, 1)).flatten(1)
+        for what, got in (("the default embed()", default), (f"embed=[{yaml_index}]", named)):
+            if not isinstance(got, (list, tuple)) or not got or tuple(got[0].shape) != tuple(expected[0].shape):
+                found = shapes(got[0] if isinstance(got, (list, tuple)) and got else got)
+                raise CheckFailed(
+                    f"{what} returns a feature of shape {found}, not the second-to-last layer's "
+                    f"{list(expected[0].shape)}: layer indices and places in the model differ"
+                )
+            if relative_error(expected[0], got[0]) > 1e-5:
+                raise CheckFailed(f"{what} returns another layer's feature than the second-to-last layer's")
+        return f"layer {yaml_index}, {expected.shape[1]} values"
+
+    def check_freeze(self, model, spec: dict, facts: dict) -> str:
+        """`freeze=5` in the fork's own trainer leaves exactly the backbone (layers 0-4) without gradients, and
+        `freeze=[0, 1, 2, 3, 4]` the same. The trainer is stopped once it has set the model up."""
+        backbone = {n for n, _ in model.named_parameters() if n.split(".")[1] in {str(k) for k in range(FREEZE)}}
+        if not backbone:
+            raise Skipped("the model has no parameters in layers 0-4")
+        seen = []
+        for freeze in (FREEZE, list(range(FREEZE))):
+            frozen = self.frozen_by_trainer(spec, freeze)
+            extra = sorted(n for n in frozen - backbone if ".dfl" not in n)  # the trainer always freezes DFL's conv
+            left = sorted(backbone - frozen)
+            if extra or left:
+                what = f"{len(extra)} parameter(s) outside layers 0-4 (e.g. {extra[0]})" if extra else ""
+                what += (" and " if extra and left else "") + (f"left {len(left)} of the backbone's (e.g. {left[0]}) trainable" if left else "")
+                raise CheckFailed(f"freeze={freeze} froze {what}: the trainer's layer numbers are not the YAML's")
+            seen.append(len(frozen & backbone))
+        return f"{seen[0]} backbone parameters frozen, nothing else"
+
+    def frozen_by_trainer(self, spec: dict, freeze) -> set[str]:
+        """The names of the parameters the fork's trainer freezes for `freeze`."""
+        wrapper = getattr(self.ultralytics, spec["builder"])(spec["name"])
+        found: set[str] = set()
+
+        def grab(trainer):
+            found.update(n for n, p in trainer.model.named_parameters() if not p.requires_grad)
+            raise _SetUp
+
+        wrapper.add_callback("on_pretrain_routine_end", grab)
+        task = spec["task"]
+        data = self.dataset(task, (17, 3) if task == "pose" else None)
+        device = "cpu" if self.device.type == "cpu" else str(self.device.index or 0)
+        with no_font_download(), contextlib.suppress(_SetUp):
+            wrapper.train(
+                data=data, imgsz=64, epochs=1, batch=2, workers=0, device=device, freeze=freeze, amp=False,
+                plots=False, val=False, verbose=False, project=str(Path.cwd() / "runs"), name="freeze", exist_ok=True,
+            )
+        if not found:
+            raise CheckFailed(f"the trainer froze nothing for freeze={freeze}")
+        return found
+
+    def check_distill(self, model, spec: dict, facts: dict) -> str:
+        """Knowledge distillation (8.4.x, `distill_model=` in training) hooks the layers its Detect head reads, by
+        index: with the patched model as the student and the family's stock model as the teacher, then the other way
+        round, the fork's DistillationModel builds and gives a finite loss and gradients."""
+        try:
+            distill = importlib.import_module("ultralytics.nn.distill_model")
+        except ImportError:
+            raise Skipped("this release has no knowledge distillation (ultralytics.nn.distill_model)") from None
+        if spec["builder"] != "YOLO" or spec["task"] != "detect":
+            raise Skipped("distillation takes detection models")
+        torch = self.torch
+        patched = deepcopy(model)
+        stock = self.build_stock(spec).model
+        batch = self.to_device(synthetic_batch(torch, "detect", TRAIN_SIZE))
+        for role, student, teacher in (("student", patched, stock), ("teacher", deepcopy(stock), deepcopy(patched))):
+            for m in (student, teacher):
+                self.prepare_training(m)
+                m.args.imgsz = DISTILL_SIZE
+            try:
+                pair = distill.DistillationModel(teacher_model=teacher, student_model=student).train()
+                loss, _items = pair.loss(batch)
+            except Exception as exc:  # noqa: BLE001 - the reason is the report
+                raise CheckFailed(f"as the {role}: {explain(exc, self.tree)}") from exc
+            total = loss.sum()
+            if not math.isfinite(float(total.detach())):
+                raise CheckFailed(f"as the {role}: the distillation loss is {float(total)}")
+            total.backward()
+            trainable = [n for n, p in pair.student_model.named_parameters() if p.requires_grad]
+            missing = [n for n, p in pair.student_model.named_parameters() if p.requires_grad and p.grad is None]
+            if len(missing) == len(trainable):
+                raise CheckFailed(f"as the {role}: no student parameter receives a gradient")
+        return "as the student and as the teacher of the stock model"
 
     def check_checkpoint(self, model, spec: dict, facts: dict) -> str:
         """Save as the fork's trainer does (the EMA model in half precision), load with the fork's own classes."""

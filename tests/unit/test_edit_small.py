@@ -13,6 +13,7 @@ from patcher.edits.shapes import TASKS
 from patcher.edits.stride_probe import StrideProbe
 from patcher.textio import UnreadableFile
 from patcher.edits.tasks_import import TasksImport
+from patcher.edits.visualize import PLOTTING, TensorsOnly
 
 RECT = RectFalse("rect-detect", "ultralytics/models/yolo/detect/train.py", "DetectionTrainer")
 RECT_WORLD = RectFalse("rect-world", "ultralytics/models/yolo/world/train.py", "WorldTrainer", optional=True)
@@ -251,3 +252,29 @@ def test_fuse_of_8_4_0_guarded_by_if_true(tmp_path):
 
     guarded = FUSE.replace("if not self.is_fused():", "if True:")
     assert_edit(tmp_path, ReparameteriseOnFuse(), TASKS, guarded, FUSE_AFTER.replace("if not self.is_fused():", "if True:"))
+
+
+VISUALIZE_8_1 = '''\
+def feature_visualization(x, module_type, stage, n=32, save_dir=Path("runs/detect/exp")):
+    """Visualize feature maps."""
+    for m in ["Detect", "Pose", "Segment"]:
+        if m in module_type:
+            return
+    _, channels, height, width = x.shape  # batch, channels, height, width
+'''
+
+
+def test_visualize_skips_a_list_of_maps_on_8_1(tmp_path):
+    after = VISUALIZE_8_1.replace(
+        "            return\n",
+        "            return\n"
+        "    if not isinstance(x, torch.Tensor):  # a backbone's list of maps: its BackboneMap layers draw each\n"
+        "        return\n",
+    )
+    assert_edit(tmp_path, TensorsOnly(), PLOTTING, VISUALIZE_8_1, after)
+
+
+def test_visualize_is_not_in_a_release_that_tests_for_tensors(tmp_path):
+    later = VISUALIZE_8_1.replace("    _, channels", "    if isinstance(x, torch.Tensor):\n        _, channels")
+    plan, changed = run_edit(tmp_path, TensorsOnly(), {PLOTTING: later})
+    assert plan.reports[0].status is Status.NOT_IN_RELEASE and not changed
