@@ -385,9 +385,10 @@ class Session:
         return f"layer {yaml_index}, {expected.shape[1]} values"
 
     def check_freeze(self, model, spec: dict, facts: dict) -> str:
-        """`freeze=5` in the fork's own trainer leaves exactly the backbone (layers 0-4) without gradients, and
-        `freeze=[0, 1, 2, 3, 4]` the same. The trainer is stopped once it has set the model up."""
-        backbone = {n for n, _ in model.named_parameters() if n.split(".")[1] in {str(k) for k in range(FREEZE)}}
+        """`freeze=5` in the fork's own trainer leaves exactly the layers the YAML numbers 0-4 (the backbone) without
+        gradients, and `freeze=[0, 1, 2, 3, 4]` the same. The trainer is stopped once it has set the model up."""
+        yaml_layers = [p for p, layer in enumerate(model.model) if getattr(layer, "i", FREEZE) < FREEZE]
+        backbone = {f"model.{p}.{n}" for p in yaml_layers for n, _ in model.model[p].named_parameters()}
         if not backbone:
             raise Skipped("the model has no parameters in layers 0-4")
         seen = []

@@ -61,3 +61,16 @@ def test_upstream_model_tests_pass_on_a_patched_tree(release_tree, version):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and " failed" not in done.stdout
     assert parse_version(version) < (8, 2, 0) or "test_model_profile" in done.stdout or "passed" in done.stdout
+
+
+@pytest.mark.parametrize("version", [RELEASES[0], RELEASES[-1]])
+def test_a_model_in_the_tutorials_layout_still_runs(release_tree, version):
+    """Checkpoints trained in a tutorial's tree, or with ultrapatch 0.1, hold one backbone layer numbered 4 whose
+    maps the forward loops spread: the patched forward loops still run them, with the same outputs."""
+    tree = release_tree(version)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3", "-b", "mobilenetv2"]).exit_code == 0
+    for name in ("yolov8n-MobileNetV3_small_n.yaml", "rtdetr-l-MobileNetV2.yaml"):
+        done = subprocess.run([sys.executable, str(REPO / "tests" / "legacy_probe.py"), str(tree), name],
+                              capture_output=True, text=True, env=fork_env(tree), cwd=tree.parent, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout)["same"], name

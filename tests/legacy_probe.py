@@ -1,0 +1,39 @@
+"""A model in the tutorials' layout (and ultrapatch 0.1's) still runs in a patched fork: checkpoints trained before
+keep working. Run with the fork first on sys.path; prints JSON.
+
+    python legacy_probe.py TREE MODEL.yaml
+
+The model is built in the patched fork, then put into the old layout as a tutorial's parse_model built it: one layer
+for the backbone, marked with a `backbone` attribute and numbered 4, no BackboneMap layers, every later layer keeping
+its YAML index. Its outputs must be the model's own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(tree: str, name: str) -> dict:
+    sys.path.insert(0, tree)
+    import torch
+    from ultralytics.nn import tasks
+
+    model = (tasks.RTDETRDetectionModel if "rtdetr" in name else tasks.DetectionModel)(name, verbose=False).eval()
+    image = torch.rand(1, 3, 256, 192, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(image)
+        backbone = model.model[0]
+        assert all(type(layer).__name__ == "BackboneMap" for layer in model.model[1:5])
+        backbone.backbone, backbone.i = True, 4  # as the tutorials' `m_.backbone = True` and `i + 4 if backbone`
+        model.model = torch.nn.Sequential(backbone, *model.model[5:])
+        got = model(image)
+    pairs = list(zip(expected if isinstance(expected, (list, tuple)) else [expected], got if isinstance(got, (list, tuple)) else [got]))
+    first = [(a, b) for a, b in pairs if hasattr(a, "shape")]
+    return {"layers": len(model.model), "same": bool(first) and all(torch.equal(a, b) for a, b in first)}
+
+
+if __name__ == "__main__":
+    out = sys.stdout
+    sys.stdout = sys.stderr
+    out.write(json.dumps(main(*sys.argv[1:])) + "\n")
