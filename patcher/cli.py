@@ -245,15 +245,16 @@ def _echo_revert_notes(plan, err: bool) -> None:
 
 def _verify(
     tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None,
-    whole: bool = True, threads: int | None = None,
+    whole: bool = True, threads: int | None = None, stock: bool | None = None,
 ) -> None:
     python = verifier.check_python(python)
     note = verifier.variants_note(tree, specs) if whole else None  # a --model selection is the user's own choice
     if note:
         click.echo(note, err=True)
-    report = verifier.run(
-        tree, specs, python, device, export, jobs, progress=lambda line: click.echo(line, err=True), threads=threads
-    )
+    progress = lambda line: click.echo(line, err=True)  # noqa: E731
+    report = verifier.run(tree, specs, python, device, export, jobs, progress=progress, threads=threads)
+    if stock if stock is not None else whole:  # the whole tree: also every stock model of the release
+        report.stock = verifier.check_stock_models(tree, python, progress)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
     if not report.ok:
         sys.exit(EXIT_EDIT_FAILED)
@@ -270,17 +271,19 @@ def _verify(
 @click.option("--jobs", "-j", type=click.IntRange(1, 64),
               help="Parallel processes, and the cores they use at most [default: one per CPU core, up to 4; 1 on a GPU].")
 @click.option("--threads", type=click.IntRange(1, 256), help="Threads per process [default: the cores --jobs allows, shared].")
+@click.option("--stock/--no-stock", default=None,
+              help="Also build every stock model of the release, patched and unpatched, and compare [default: without --model].")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 def verify(
     path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, jobs: int | None,
-    threads: int | None, as_json: bool,
+    threads: int | None, stock: bool | None, as_json: bool,
 ) -> None:
     """Build, run, train, reload and fuse every installed model in the fork's own interpreter; exit 1 on a failure."""
     if device != "cpu" and not device.isdigit():
         raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
     tree = find_tree(path)
     tree.refuse_if_compromised()
-    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads)
+    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads, stock)
 
 
 @cli.command()

@@ -29,6 +29,10 @@ from patcher.errors import UltrapatchError
 from patcher.tree import Tree
 
 RUNNER = Path(__file__).with_name("runner.py")
+STOCK_SCRIPT = Path(__file__).with_name("stock.py")
+# The stock models' builds, all together, may take this much longer in the patched fork than in the release: timer
+# noise. The exact part of "no slower" is the stride probe's size, which must be the release's for every stock model.
+SLOWER = 1.5
 
 
 def _runner_checks() -> tuple[str, ...]:
@@ -158,10 +162,11 @@ def check_python(python: str) -> str:
 class VerifyReport:
     environment: dict
     models: list[dict]
+    stock: dict | None = None  # the `stock` check (every stock YAML of the release); None when not run
 
     @property
     def ok(self) -> bool:
-        return all(m["ok"] for m in self.models)
+        return all(m["ok"] for m in self.models) and (self.stock is None or self.stock["status"] != "fail")
 
     def to_json(self) -> dict:
         env = self.environment
@@ -175,6 +180,7 @@ class VerifyReport:
             "ultralytics_file": env.get("ultralytics_file"),
             "ok": self.ok,
             "models": self.models,
+            "stock_models": self.stock,
         }
 
 
@@ -216,17 +222,13 @@ def run(
     cores = jobs or os.cpu_count() or 1  # `--jobs N`: N cores at most, unless `threads` says otherwise
     jobs = min(jobs or default_jobs(device, len(specs)), len(specs))
     threads = threads or (max(1, cores // jobs) if device == "cpu" else 0)
-    env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1")}
-    if env.get("PYTHONPATH"):  # the runners start in a scratch folder: keep relative entries pointing where they did
-        env["PYTHONPATH"] = absolute_pythonpath(env["PYTHONPATH"])
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the fork: verify writes only to its scratch folder
     waiting = deque(sorted(range(len(specs)), key=lambda i: -cost(specs[i])))
     running: list[deque] = [deque() for _ in range(jobs)]  # per process, the models it was handed and not reported
     events: queue.Queue = queue.Queue()
     results: dict[int, dict] = {}
     environment: dict = {}
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as scratch:
-        env["YOLO_CONFIG_DIR"] = str(Path(scratch) / "settings")  # the user's Ultralytics settings stay as they are
+        env = fork_env(scratch)
         spec_file = Path(scratch) / "spec.json"
         spec_file.write_text(
             json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads}), encoding="utf-8"
@@ -278,6 +280,79 @@ def run(
                     f"{specs[running[k][0]].name}; the last lines of its log ({logs[k]}):\n  " + "\n  ".join(tail)
                 )
     return VerifyReport(environment, [results[i] for i in range(len(specs))])
+
+
+def fork_env(scratch: str) -> dict:
+    """The environment of a process that runs in the fork: offline, its own settings folder, no bytecode written."""
+    env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1"), "PYTHONDONTWRITEBYTECODE": "1"}
+    if env.get("PYTHONPATH"):  # the processes start in a scratch folder: keep relative entries pointing where they did
+        env["PYTHONPATH"] = absolute_pythonpath(env["PYTHONPATH"])
+    env["YOLO_CONFIG_DIR"] = str(Path(scratch) / "settings")  # the user's Ultralytics settings stay as they are
+    return env
+
+
+def check_stock_models(tree: Tree, python: str = sys.executable, progress: Callable[[str], None] = lambda line: None) -> dict:
+    """verify's `stock` check: every stock model YAML of the release builds in the patched fork with the same layer
+    table, parameters, save list, strides, stride probe and seeded outputs as in the unpatched release, which is
+    rebuilt from the record's originals in a temporary folder, and its build takes no longer (all builds together,
+    within SLOWER for timer noise). Both run at once, one core each, in `python`."""
+    record = state.load(tree.root)
+    if record is None:
+        return {"status": "skip", "reason": "no record of an apply here: the unpatched release cannot be rebuilt", "models": 0}
+    created = sorted(rel for rel, original in record.originals().items() if original is None)
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-stock-") as scratch:
+        release = Path(scratch) / "release"
+        shutil.copytree(tree.root / "ultralytics", release / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+        for rel, original in record.originals().items():
+            if not rel.startswith("ultralytics/"):
+                continue
+            target = release / rel
+            if original is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.write_bytes(original)
+        skip = Path(scratch) / "skip.json"
+        skip.write_text(json.dumps(created), encoding="utf-8")
+        env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
+        progress(f"stock models: building every stock YAML of the release in the patched fork and in the release itself")
+        processes = [
+            subprocess.Popen([python, str(STOCK_SCRIPT), str(root), str(skip)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=scratch)
+            for root in (tree.root, release)
+        ]  # fmt: skip
+        outputs = [process.communicate() for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        if process.returncode != 0:
+            tail = " | ".join(err.strip().splitlines()[-3:])
+            return {"status": "fail", "reason": f"the stock-model probe stopped (exit {process.returncode}): {tail}", "models": 0}
+    patched, stock = (json.loads(out) for out, _ in outputs)
+    return compare_stock(patched, stock)
+
+
+def compare_stock(patched: dict, stock: dict) -> dict:
+    """The verdict of the stock check from the two probes' reports (YAML: what it built, and the seconds it took)."""
+    differ = []
+    for name in sorted(set(patched) | set(stock)):
+        mine, theirs = dict(patched.get(name) or {}), dict(stock.get(name) or {})
+        mine.pop("seconds", None), theirs.pop("seconds", None)
+        if mine != theirs:
+            what = next((k for k in ("error", "table", "params", "save", "stride", "probes", "outputs")
+                         if mine.get(k) != theirs.get(k)), "presence")  # fmt: skip
+            differ.append(f"{Path(name).name} ({what})")
+    timed = [n for n in stock if "seconds" in stock[n] and "seconds" in (patched.get(n) or {})]
+    mine_s, theirs_s = sum(patched[n]["seconds"] for n in timed), sum(stock[n]["seconds"] for n in timed)
+    ratio = mine_s / theirs_s if theirs_s else 1.0
+    result = {"models": len(stock), "differ": differ, "seconds": round(mine_s, 2), "release_seconds": round(theirs_s, 2),
+              "ratio": round(ratio, 3)}  # fmt: skip
+    if differ:
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        return {**result, "status": "fail", "reason": f"{len(differ)} of {len(stock)} stock models differ from the release's: {shown}"}
+    if ratio > SLOWER:
+        return {**result, "status": "fail", "reason": (
+            f"the stock models take {ratio:.2f}x as long to build as in the release ({mine_s:.1f} s against {theirs_s:.1f} s)")}
+    return {**result, "status": "pass", "reason": (
+        f"all {len(stock)} stock models build as in the release (layer table, parameters, outputs); build time "
+        f"{ratio:.2f}x the release's ({mine_s:.1f} s against {theirs_s:.1f} s)")}
 
 
 def _hand_out(process: subprocess.Popen, waiting: deque, running: deque, specs: list[ModelSpec]) -> None:
@@ -390,6 +465,9 @@ def render_table(report: VerifyReport) -> str:
         lines += [f"  {check} ({_count(models)}): {cause}" for (check, cause), models in environment.items()]
     if skips:
         lines += ["", "skipped:", *(f"  {', '.join(c)} ({_count(len(m))}): {reason}" for reason, (c, m) in skips.items())]
+    if report.stock is not None:
+        verdict = {"pass": "ok", "fail": "FAIL", "skip": "skipped"}[report.stock["status"]]
+        lines += ["", f"stock models: {verdict}: {report.stock['reason']}"]
     failed = sum(not m["ok"] for m in report.models)
     lines += ["", f"{len(report.models) - failed} of {len(report.models)} model(s) pass" + (f"; {failed} fail" if failed else "")]
     return "\n".join(lines)

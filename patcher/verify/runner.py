@@ -158,8 +158,15 @@ def explain(exc: BaseException, tree: Path, variant: str = "") -> str:
     loop = forward_loop(exc, tree)
     if loop and "list" in text:
         return (
-            f"{loop} hands the backbone's list of maps to the next layer as one input: the forward-loop edit is "
-            f"missing there (run `ultrapatch apply`)"
+            f"{loop} hands the backbone's list of maps to the next layer as one input: parse_model gave its maps "
+            f"no BackboneMap layers (the parse-model-index edit is missing; run `ultrapatch apply`)"
+        )
+    if "forward() missing 1 required positional argument" in text and any(
+        f.name == "parse_model" for f in traceback.extract_tb(exc.__traceback__)
+    ):
+        return (
+            f"parse_model calls the backbone its branch already built as if it were a class: the parse-model-index "
+            f"edit is missing (run `ultrapatch apply`){where(exc, tree)}"
         )
     if isinstance(exc, KeyError) and variant and variant in str(exc):
         return (

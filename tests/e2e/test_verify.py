@@ -55,8 +55,9 @@ def test_report_format_and_every_check(release_tree):
         assert {"name", "family", "task", "ok", "layers", "params", "gflops", "stock", "checks"} <= set(model)
         assert model["ok"], model
         assert model["gflops"] > 0 and model["stock"]["gflops"] > 0
-        passing = ("build", "forward", "strides", "train", "checkpoint", "fuse", "val")
-        assert statuses(model) == {c: "pass" for c in passing} | {"export": "skip", "weights": "skip"}
+        passing = ("build", "forward", "strides", "train", "embed", "freeze", "checkpoint", "fuse", "val")
+        distill = "pass" if model["task"] == "detect" else "skip"  # 8.4.x detection models
+        assert statuses(model) == {c: "pass" for c in passing} | {"export": "skip", "weights": "skip", "distill": distill}
         assert "ULTRALYTICS_SAFE_LOAD=1" in model["checks"]["checkpoint"]["reason"]  # 8.4.100+: the safe loader too
     small, pose, seg = report["models"]
     assert (seg["family"], seg["task"], seg["stock"]["name"]) == ("yolov8", "segment", "yolov8n-seg.yaml")
@@ -110,28 +111,88 @@ def test_export_to_onnx_matches_the_pytorch_model(release_tree):
     assert model["checks"]["export"] == {**model["checks"]["export"], "status": "pass", "reason": f"{SMALL}.onnx"}
 
 
-def test_a_missing_predict_once_edit_is_caught(release_tree):
+def test_new_models_need_no_forward_loop_edit(release_tree):
+    """The maps have layers of their own, so the release's forward loops run a patched model as they are: a tree
+    without the forward-loop edits (which are there for checkpoints of the old layout) verifies."""
     tree = release_tree(RELEASE)
-    apply_all_but(tree, "predict-once")
+    found = find_tree(tree)
+    loops = {"predict-once", "rtdetr-predict", "world-predict", "yoloe-predict"}
+    plan = make_plan(found, [e for e in EDITS if e.name not in loops], Context(found.release, select_backbones(("mobilenetv3",))))
+    assert plan.ok
+    write_plan(plan)
+    (model,) = verify_json(tree, "--model", SMALL)["models"]
+    assert model["ok"], model
+
+
+def test_a_missing_index_edit_is_caught(release_tree):
+    tree = release_tree(RELEASE)
+    apply_all_but(tree, "parse-model-index")
     report = verify_json(tree, "--model", SMALL, code=1)
     (model,) = report["models"]
-    assert not model["ok"]
     assert statuses(model)["build"] == "fail"
     reason = model["checks"]["build"]["reason"]
-    assert "BaseModel._predict_once" in reason and "list of maps" in reason and "forward-loop edit" in reason
+    assert reason.startswith("parse_model calls the backbone its branch already built") and "parse-model-index edit" in reason
     assert {statuses(model)[c] for c in ("forward", "strides", "train", "checkpoint", "fuse", "val")} == {"skip"}
 
 
-def test_a_missing_rtdetr_loop_edit_is_caught(release_tree):
+LEGACY_CHECKS = """
+import json, os, sys
+from pathlib import Path
+report = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # the fork logs to stdout
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import torch
+import runner
+session = runner.Session(Path(sys.argv[2]), "cpu", None, Path("."))
+spec = {"name": sys.argv[3], "stock": "yolo11n.yaml", "builder": "YOLO", "task": "detect", "nc": 80}
+verdicts = {}
+for layout in ("new", "old"):
+    model = session.build(spec["name"], "YOLO")[1]
+    if layout == "old":  # the tutorials' layout: one backbone layer numbered 4, its maps spread by the forward loop
+        backbone = model.model[0]
+        backbone.backbone, backbone.i = True, 4
+        model.model = torch.nn.Sequential(backbone, *model.model[5:])
+    for check in ("embed", "distill"):
+        try:
+            getattr(session, "check_" + check)(model, spec, {})
+            verdicts[layout + " " + check] = "pass"
+        except runner.CheckFailed as exc:
+            verdicts[layout + " " + check] = str(exc)
+print(json.dumps(verdicts), file=report)
+"""
+
+
+def test_the_index_checks_catch_the_tutorials_layout(release_tree):
+    """A model in the tutorials' layout (a layer's index is not its place): the embed and distill checks fail with
+    the reason; the same model in ultrapatch's layout passes them."""
     tree = release_tree(RELEASE)
-    apply_all_but(tree, "rtdetr-predict", backbone="mobilenetv2")
-    result = verify(tree, "--model", "rtdetr-l-MobileNetV2")
-    assert result.returncode == 1, result.stderr
-    row = next(line for line in result.stdout.splitlines() if line.startswith("rtdetr-l-MobileNetV2.yaml"))
-    assert row.split()[1] == "FAIL"  # the table: build failed
-    assert "GFLOPs is 0 because the model's forward fails: RTDETRDetectionModel.predict" in result.stdout
-    assert "forward-loop edit is missing" in result.stdout
-    assert "[1/1] rtdetr-l-MobileNetV2.yaml: FAIL" in result.stderr  # progress goes to stderr
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    runner_dir = Path(__file__).resolve().parents[2] / "patcher" / "verify"
+    done = subprocess.run(
+        [sys.executable, "-c", LEGACY_CHECKS, str(runner_dir), str(tree), f"{SMALL}.yaml"],
+        capture_output=True, text=True, cwd=tree.parent, env={**os.environ, "YOLO_OFFLINE": "1"}, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    verdicts = json.loads(done.stdout)
+    assert verdicts["new embed"] == verdicts["new distill"] == "pass", verdicts
+    assert "layer indices and places in the model differ" in verdicts["old embed"], verdicts
+    assert verdicts["old distill"].startswith("as the student: IndexError"), verdicts
+
+
+def test_the_stock_models_check(release_tree):
+    """`--stock` builds every stock YAML of the release in the patched fork and in the release rebuilt from the
+    record's originals: the same; then with the tutorials' `s = 640` for every model put back by hand, it fails."""
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    stock = verify_json(tree, "--model", SMALL, "--stock")["stock_models"]
+    assert stock["status"] == "pass" and stock["models"] > 40 and not stock["differ"], stock
+    tasks = tree / "ultralytics/nn/tasks.py"
+    probe = 's = 640 if any(hasattr(layer, "width_list") for layer in self.model) else 256'
+    tasks.write_text(tasks.read_text(encoding="utf-8").replace(probe, "s = 640"), encoding="utf-8")
+    result = verify(tree, "--model", SMALL, "--stock")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "stock models: FAIL:" in result.stdout and "(probes)" in result.stdout, result.stdout[-2000:]
+    assert verify_json(tree, "--model", SMALL, "--no-stock")["stock_models"] is None
 
 
 def test_a_backbone_returning_three_maps_is_caught(release_tree):

@@ -1,11 +1,13 @@
-"""Build every stock model YAML of a fork and print, as JSON, what must not change when the fork is patched: its
-layer table (type, index, from, parameters), save list, strides, the size of the stride probe, and its outputs for
-one seeded input with seeded weights.
+"""verify's `stock` check, the half that runs in the fork's interpreter: build every stock model YAML of a fork and
+print, as JSON, what must not change when the fork is patched: its layer table (type, index, from, parameters), save
+list, strides, the size of the stride probe, its outputs for one seeded input with seeded weights, and (apart) the
+seconds its build took.
 
-    python stock_probe.py TREE
+    python stock.py TREE [SKIP.json]
 
-Run in a subprocess with the fork first on sys.path. A YAML that fails to build is reported with its error (the
-same error is expected of the patched fork).
+SKIP.json lists YAMLs (paths relative to TREE) that are not the release's: the ones ultrapatch installed. Run with
+the fork first on sys.path (the script puts TREE there). A YAML that fails to build is reported with its error (the
+same error is expected of the unpatched release). Needs only the standard library, torch and the fork.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -57,10 +60,12 @@ def probe(path: Path) -> dict:
 
     torch.manual_seed(0)
     torch.zeros = recording
+    started = time.perf_counter()
     try:
         model = cls(cfg, verbose=False)
     finally:
         torch.zeros = zeros
+    seconds = time.perf_counter() - started
     model.eval()
     table = [[type(m).__name__, m.i, m.f if isinstance(m.f, int) else list(m.f), sum(p.numel() for p in m.parameters())]
              for m in model.model]
@@ -74,6 +79,7 @@ def probe(path: Path) -> dict:
         "stride": [float(s) for s in getattr(model, "stride", torch.zeros(0)).flatten().tolist()],
         "probes": probes,
         "outputs": [[list(t.shape), round(float(t.double().sum()), 3)] for t in outputs],
+        "seconds": round(seconds, 4),
     }
 
 
@@ -86,11 +92,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     models = sorted((tree / "ultralytics" / "cfg" / "models").rglob("*.yaml"))
-    skip = [word for word in (sys.argv[2] if len(sys.argv) > 2 else "").split(",") if word]
+    skip = set(json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))) if len(sys.argv) > 2 else set()
     report = {}
     for path in models:
         name = path.relative_to(tree).as_posix()
-        if any(word in path.stem for word in skip):
+        if name in skip:
             continue
         try:
             report[name] = probe(path)
