@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import tempfile
 import traceback
@@ -25,7 +26,7 @@ from patcher import state
 from patcher import gitops, transaction
 from patcher.applying import ApplyPlan, plan_apply
 from patcher.planner import Plan
-from patcher.revert import BACKUP_SUFFIX, plan_revert, write_revert
+from patcher.revert import BACKUP_SUFFIX, plan_revert, removed_modules, stranded_checkpoints, write_revert
 from patcher.status import tree_status
 from patcher.tree import COMPROMISED_RELEASES, OLDEST_SUPPORTED, Tree, find_tree, format_version, parse_version
 from patcher import verify as verifier
@@ -205,6 +206,7 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
         _note_pending(tree)
         plan = plan_revert(tree, backbone_names)
         _echo_revert_notes(plan, err=True)
+        _echo_stranded(tree, plan)
         click.echo(plan.diff(tree.root), nl=False)
         for rel, where in plan.conflicts.items():
             click.echo(f"conflict: {rel}: {', '.join(where)}", err=True)
@@ -215,6 +217,7 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
             return
         plan = plan_revert(tree, backbone_names)
         _echo_revert_notes(plan, err=False)
+        _echo_stranded(tree, plan)
         touched = sorted({*plan.writes, *plan.forced})
         backups = write_revert(tree, plan, force)
         for backup in backups:
@@ -234,6 +237,24 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
                 f"(ultrapatch {__version__}).",
             )
             click.echo(f"committed the reverse change as {sha[:10]}")
+
+
+def _echo_stranded(tree: Tree, plan) -> None:
+    """Before revert writes: the checkpoints under the tree that need a module it takes out, and how to keep them."""
+    stranded = stranded_checkpoints(tree.root, removed_modules(plan))
+    if not stranded:
+        return
+    click.echo(
+        f"note: {len(stranded)} checkpoint(s) here hold classes of ultralytics/nn/AddModules/ that this revert takes "
+        f"out, and will not load without them:", err=True,
+    )
+    for rel, modules in stranded.items():
+        click.echo(f"  {rel} ({', '.join(modules)})", err=True)
+    names = " ".join(f"-b {name}" for name in plan.removed)
+    click.echo(
+        f"  They load again once the backbone is back (`ultrapatch apply {shlex.quote(str(tree.root))} {names}`); "
+        f"to take out only some backbones, name the others with `revert -b`.", err=True,
+    )
 
 
 def _echo_revert_notes(plan, err: bool) -> None:

@@ -12,11 +12,14 @@ the originals with the backbones that stay (for `--backbone NAME`). Then, per fi
 
 from __future__ import annotations
 
+import os
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patcher import state as records
-from patcher.backbones import select_backbones
+from patcher.backbones import ADDMODULES_DIR, select_backbones
 from patcher.errors import EditFailed, UltrapatchError
 from patcher.merge import merge
 from patcher.planner import bytes_diff, edited_originals
@@ -124,3 +127,49 @@ def write_revert(tree: Tree, plan: RevertPlan, force: bool) -> list[str]:
         before[backup] = records.sha256(existing.read_bytes()) if existing.is_file() else None
     Transaction("revert", writes, before, plan.record, plan.dirs).commit(tree.root)
     return backups
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+ADDMODULES_CLASS = re.compile(rb"ultralytics\.nn\.AddModules\.(\w+)")
+SKIPPED_DIRS = {".git", records.STATE_DIR, "__pycache__"}
+
+
+def removed_modules(plan: RevertPlan) -> set[str]:
+    """The AddModules module files (their stems) this revert removes."""
+    return {
+        Path(rel).stem
+        for rel, data in plan.writes.items()
+        if data is None and rel.startswith(ADDMODULES_DIR + "/") and rel.endswith(".py")
+    }
+
+
+def stranded_checkpoints(root: Path, modules: set[str]) -> dict[str, list[str]]:
+    """Checkpoints under `root` (a `runs/.../best.pt`) whose pickled model names a class of one of `modules`: they
+    stop loading once those files are gone. Read without unpickling: the module paths are plain strings in the
+    checkpoint's pickle."""
+    found: dict[str, list[str]] = {}
+    if not modules:
+        return found
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        for name in sorted(files):
+            if not name.endswith(CHECKPOINT_SUFFIXES):
+                continue
+            path = Path(folder) / name
+            needed = sorted(set(m.decode() for m in ADDMODULES_CLASS.findall(_pickle_bytes(path))) & modules)
+            if needed:
+                found[path.relative_to(root).as_posix()] = needed
+    return found
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    """The pickle of a torch checkpoint: `*/data.pkl` of the zip torch.save writes, else the file's own bytes (the
+    legacy format, where the pickle comes first)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return b"".join(archive.read(n) for n in archive.namelist() if n.endswith("data.pkl"))
+        with open(path, "rb") as handle:
+            return handle.read(64 << 20)
+    except (OSError, zipfile.BadZipFile):
+        return b""

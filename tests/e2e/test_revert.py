@@ -382,3 +382,36 @@ def test_status_takes_a_users_change_to_a_created_yaml_for_no_conflict(release_t
     mine.write_text("# my note\n" + mine.read_text())
     status = invoke("status", str(tree))
     assert status.exit_code == 0 and "mobilenetv2         installed (1 variant, 13 YAMLs)" in status.output, status.output
+
+
+SAVE_CHECKPOINT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from ultralytics.nn.tasks import DetectionModel
+torch.save({"model": DetectionModel(sys.argv[2], verbose=False).half()}, sys.argv[3])
+"""
+
+
+def test_revert_names_the_checkpoints_it_strands(release_tree):
+    """A trained `best.pt` pickles the AddModules classes: before writing, revert lists the checkpoints that need a
+    module it takes out, and how to keep them loading; one that needs only what stays is not listed."""
+    tree = release_tree("8.4.190")
+    assert invoke("apply", str(tree), "-b", "mobilenetv3", "-b", "mobilenetv2").exit_code == 0
+    weights = tree / "runs/detect/train/weights"
+    weights.mkdir(parents=True)
+    for name, yaml in (("v3.pt", "yolo11n-MobileNetV3_small_n.yaml"), ("v2.pt", "yolo11n-MobileNetV2.yaml")):
+        subprocess.run([sys.executable, "-c", SAVE_CHECKPOINT, str(tree), yaml, str(weights / name)], check=True,
+                       capture_output=True, env={**os.environ, "YOLO_OFFLINE": "1"}, cwd=tree.parent, timeout=300)
+    (weights / "notes.pt").write_bytes(b"not a checkpoint")
+
+    partial = invoke("revert", str(tree), "-b", "mobilenetv2", "--dry-run")
+    assert partial.exit_code == 0
+    assert "runs/detect/train/weights/v2.pt (MobileNetV2)\n" in partial.stderr
+    assert "v3.pt" not in partial.stderr and "notes.pt" not in partial.stderr  # MobileNetV3 and BackboneMap stay
+    assert f"`ultrapatch apply {tree} -b mobilenetv2`" in partial.stderr
+
+    full = invoke("revert", str(tree))
+    assert full.exit_code == 0
+    assert "note: 2 checkpoint(s) here hold classes of ultralytics/nn/AddModules/" in full.stderr
+    assert "runs/detect/train/weights/v3.pt (BackboneMap, MobileNetV3)" in full.stderr
