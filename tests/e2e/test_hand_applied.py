@@ -132,7 +132,7 @@ def test_apply_adopts_a_hand_applied_tutorial(release_tree):
     assert tasks.count("hasattr(m, 'backbone')") == 1 and tasks.count('hasattr(m, "backbone")') == 2  # RT-DETR, World
     assert "isinstance(c2, list)" not in tasks  # the seed's test, which takes YOLOv9's CBLinear for a backbone, repaired
     assert tasks.count("if isinstance(m, torch.nn.Module):") == 2  # the seed's construction, and our channel list
-    assert (addmodules / "__init__.py").read_text() == "from .MobileNetV3 import *\nfrom .MyBlock import *\n"
+    assert (addmodules / "__init__.py").read_text() == "from .MobileNetV3 import *\nfrom .MyBlock import *\nfrom .BackboneMap import *\n"
 
     digest = tree_digest(tree)
     again = runner.invoke(cli, ["apply", str(tree), "--backbone", "mobilenetv3"])
