@@ -110,3 +110,17 @@ def test_torchvision_layout_is_torchvisions_mobilenet_v2(width):
     for a, b in zip(maps, expected, strict=True):
         assert torch.equal(a, b)
     assert mine.taps == [3, 6, 13, 17]
+
+
+def test_backbone_map_hands_on_one_map_under_its_yaml_index():
+    BackboneMap = importlib.import_module("patcher.modules.BackboneMap").BackboneMap
+
+    maps = [torch.full((1, c, 1, 1), float(c)) for c in (24, 40, 96, 576)]  # P2-P5, as MobileNetV3 returns them
+    layers = [BackboneMap(3, k) for k in range(1, 5)]  # a backbone at index 3: its maps are layers 4-7
+    assert [(m.i, m.f, m.type, m.np) for m in layers] == [(4, 3, "BackboneMap", 0), (5, 3, "BackboneMap", 0),
+                                                         (6, 3, "BackboneMap", 0), (7, 3, "BackboneMap", 0)]
+    assert [m(maps).shape[1] for m in layers] == [24, 40, 96, 576]
+    assert BackboneMap(0, 1)(maps[1:]) is None  # a backbone with P3-P5 only has no P2
+    assert not list(BackboneMap(0, 4).parameters())
+    with pytest.raises(ValueError, match="k = 1 to 4"):
+        BackboneMap(0, 5)
