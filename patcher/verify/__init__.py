@@ -302,15 +302,10 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
     created = sorted(rel for rel, original in record.originals().items() if original is None)
     with tempfile.TemporaryDirectory(prefix="ultrapatch-stock-") as scratch:
         release = Path(scratch) / "release"
-        shutil.copytree(tree.root / "ultralytics", release / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
-        for rel, original in record.originals().items():
-            if not rel.startswith("ultralytics/"):
-                continue
-            target = release / rel
-            if original is None:
-                target.unlink(missing_ok=True)
-            else:
-                target.write_bytes(original)
+        try:
+            baseline = unpatched_release(tree, record, release, progress)
+        except UltrapatchError as exc:
+            return {"status": "skip", "reason": str(exc), "models": 0}
         skip = Path(scratch) / "skip.json"
         skip.write_text(json.dumps(created), encoding="utf-8")
         env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
@@ -326,7 +321,41 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
             tail = " | ".join(err.strip().splitlines()[-3:])
             return {"status": "fail", "reason": f"the stock-model probe stopped (exit {process.returncode}): {tail}", "models": 0}
     patched, stock = (json.loads(out) for out, _ in outputs)
-    return compare_stock(patched, stock)
+    return {**compare_stock(patched, stock), "baseline": baseline}
+
+
+TUTORIAL_MARKS = (b"AddModules", b"width_list")  # in an original: a tutorial was applied by hand before apply
+
+
+def unpatched_release(tree: Tree, record: state.State, dest: Path, progress: Callable[[str], None]) -> str:
+    """The release's own `ultralytics/` package in `dest`: the fork's, with the record's originals put back (a file
+    ultrapatch created removed). Where the originals hold a tutorial applied by hand (apply adopted it), they are not
+    the release: the release's source is taken from PyPI instead (pip's download, or ULTRAPATCH_SDIST_CACHE).
+    Returns what the baseline is; UltrapatchError when there is none to be had."""
+    originals = record.originals()
+    if any(mark in (text or b"") for text in originals.values() for mark in TUTORIAL_MARKS):
+        from patcher.fetch import cached_sdist, unpack
+
+        progress(f"stock models: the originals hold a hand-applied tutorial; taking Ultralytics {tree.release_text} from PyPI")
+        try:
+            with tempfile.TemporaryDirectory(dir=dest.parent) as download:
+                unpack(cached_sdist(tree.release_text, Path(download)), dest)
+        except UltrapatchError as exc:
+            raise UltrapatchError(
+                f"the record's originals hold a tutorial applied by hand, so they are not the release, and the release "
+                f"could not be had from PyPI ({exc})"
+            ) from None
+        return f"Ultralytics {tree.release_text} from PyPI"
+    shutil.copytree(tree.root / "ultralytics", dest / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, original in originals.items():
+        if not rel.startswith("ultralytics/"):
+            continue
+        target = dest / rel
+        if original is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(original)
+    return "the release rebuilt from the record's originals"
 
 
 def compare_stock(patched: dict, stock: dict) -> dict:

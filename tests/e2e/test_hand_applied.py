@@ -139,7 +139,9 @@ def test_apply_adopts_a_hand_applied_tutorial(release_tree):
     assert again.exit_code == 0 and "0 applied" in again.stdout
     assert tree_digest(tree) == digest
 
-    report = verify_json(tree, "--model", "yolo11n-MobileNetV3_small_n", "--model", "rtdetr-l-MobileNetV3_small_n")
+    report = verify_json(tree, "--model", "yolo11n-MobileNetV3_small_n", "--model", "rtdetr-l-MobileNetV3_small_n", "--stock")
+    stock = report["stock_models"]  # against the release itself: the originals hold the tutorial's edits
+    assert stock["status"] == "pass" and stock["baseline"] == "Ultralytics 8.3.0 from PyPI", stock
     assert len(report["models"]) == 2
     for model in report["models"]:
         checks = model["checks"]
