@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -20,7 +21,7 @@ from patcher import NEWEST_TESTED_RELEASE, __version__
 from patcher.backbones import BACKBONES, Backbone, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.base import Status
-from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed
+from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed, UltrapatchError
 from patcher.fetch import exact_release, fetch as fetch_release
 from patcher import state
 from patcher import gitops, transaction
@@ -253,7 +254,8 @@ def _echo_stranded(tree: Tree, plan) -> None:
     names = " ".join(f"-b {name}" for name in plan.removed)
     click.echo(
         f"  They load again once the backbone is back (`ultrapatch apply {shlex.quote(str(tree.root))} {names}`); "
-        f"to take out only some backbones, name the others with `revert -b`.", err=True,
+        f"to take out only some backbones, name the others with `revert -b`; to carry one to a tree without the "
+        f"backbone, first `ultrapatch export-checkpoint CHECKPOINT OUT.pt --tree {shlex.quote(str(tree.root))}`.", err=True,
     )
 
 
@@ -305,6 +307,61 @@ def verify(
     tree = find_tree(path)
     tree.refuse_if_compromised()
     _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads, stock)
+
+
+CARRY = Path(verifier.__file__).with_name("carry.py")
+
+
+def _carry(action: str, tree_path: Path, source: Path, out: Path, python: str) -> dict:
+    """Run carry.py in the fork's interpreter; its report, or bad input with its sentence."""
+    tree = find_tree(tree_path)
+    python = verifier.check_python(python)
+    if out.exists():
+        raise UltrapatchError(f"{out} already exists; give a new file name (nothing is overwritten).")
+    if not source.is_file():
+        raise UltrapatchError(f"{source} is not a file.")
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-carry-") as scratch:
+        done = subprocess.run(
+            [python, str(CARRY), action, str(tree.root), str(source.resolve()), str(out.resolve())],
+            capture_output=True, text=True, env=verifier.fork_env(scratch), cwd=scratch,
+        )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise UltrapatchError(f"{python} could not run the fork at {tree.root}: {tail[:600]}")
+    report = json.loads(lines[-1])
+    if not report["ok"]:
+        raise UltrapatchError(report["error"] + ".")
+    return report
+
+
+@cli.command("export-checkpoint")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--tree", "tree_path", required=True, type=click.Path(path_type=Path),
+              help="The patched tree the checkpoint was trained with.")
+@click.option("--python", "python", default=sys.executable, show_default="this interpreter",
+              help="The interpreter of the environment you train with.")
+def export_checkpoint(checkpoint: Path, out: Path, tree_path: Path, python: str) -> None:
+    """Write CHECKPOINT (a trained best.pt) as a portable checkpoint OUT: YAML, weights and names, no classes."""
+    report = _carry("export", tree_path, checkpoint, out, python)
+    renumbered = f"; {report['renumbered']} tensors renumbered from the tutorials' layout" if report["renumbered"] else ""
+    click.echo(f"wrote {out}: {report['tensors']} tensors of {report['layers']} layers{renumbered}. It loads with "
+               f"torch.load(..., weights_only=True) anywhere; `ultrapatch import-checkpoint {out} best.pt --tree TREE` "
+               f"makes it a checkpoint of a tree where the backbone is applied.")
+
+
+@cli.command("import-checkpoint")
+@click.argument("portable", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--tree", "tree_path", required=True, type=click.Path(path_type=Path),
+              help="The patched tree to rebuild the model in (its backbone applied).")
+@click.option("--python", "python", default=sys.executable, show_default="this interpreter",
+              help="The interpreter of the environment you train with.")
+def import_checkpoint(portable: Path, out: Path, tree_path: Path, python: str) -> None:
+    """Rebuild the model of PORTABLE in the tree, load its weights strictly, and write a checkpoint OUT for YOLO()."""
+    report = _carry("import", tree_path, portable, out, python)
+    click.echo(f"wrote {out}: {report['tensors']} tensors of {report['layers']} layers; YOLO({str(out)!r}) loads it in this tree.")
 
 
 @cli.command()
