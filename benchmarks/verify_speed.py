@@ -87,6 +87,10 @@ def main() -> int:
     print(f"per model, mean / max     {statistics.mean(m['seconds'] for m in rows):7.1f} / {max(m['seconds'] for m in rows):.1f} s")
     stock = sum(m.get("stock_seconds", 0.0) for m in rows)
     print(f"stock models (control)    {stock:7.1f} s in all")
+    every = report.get("stock_models") or {}
+    if every:  # the `stock` check: every stock YAML, in the patched fork and in the release
+        print(f"stock check ({every.get('models', 0)} YAMLs)  {every.get('seconds', 0.0) + every.get('release_seconds', 0.0):7.1f} s of builds, "
+              f"{every['status']}")
     for check in rows[0]["checks"]:
         seconds = [m["checks"][check]["seconds"] for m in rows]
         print(f"  {check:<22}  {statistics.mean(seconds):7.2f} s per model")

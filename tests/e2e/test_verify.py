@@ -242,15 +242,16 @@ def test_apply_then_verify_skips_the_checkpoint_where_no_checkpoint_loads(releas
     tree = release_tree("8.1.47")
     result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv2", "--verify"])
     assert result.exit_code == 0, result.output
-    assert "wrote 14 file(s)" in result.output  # the apply, then the verify
+    assert "wrote 16 file(s)" in result.output  # the apply, then the verify
     assert "backbone variants" not in result.output  # one variant: no note on narrowing the selection
     rows = [line.split() for line in result.output.splitlines() if line.startswith(("yolov", "rtdetr"))]
     assert {row[0] for row in rows} >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
-    assert all(row[1:8] == ["ok", "skip", "ok", "ok", "ok", "skip", "ok"] and row[9] == "skip" for row in rows), rows
+    # build weights forward strides train embed freeze distill checkpoint fuse | val | export
+    assert all(row[1:11] == ["ok", "skip", "ok", "ok", "ok", "ok", "ok", "skip", "skip", "ok"] and row[12] == "skip" for row in rows), rows
     assert "checkpoint (7 models): torch" in result.output
     assert "weights_only=True, and this release's loader does not ask for full checkpoints" in result.output
     # 8.1.47's AP calls np.trapz, which numpy 2.4 removed: validation fails for the stock models too (not classify)
-    val = {row[0]: row[8] for row in rows}
+    val = {row[0]: row[11] for row in rows}
     if hasattr(numpy, "trapz"):
         assert set(val.values()) == {"ok"}, val
     else:
@@ -273,7 +274,7 @@ def test_a_check_the_stock_model_fails_too_is_environment(release_tree, tmp_path
     result = verify(tree, "--model", SMALL, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr[-3000:]
     row = next(line.split() for line in result.stdout.splitlines() if line.startswith(SMALL))
-    assert row[1:10] == ["env", "skip", "ok", "ok", "ok", "ok", "ok", "ok", "skip"], row
+    assert row[1:13] == ["env", "skip", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "skip"], row
     assert "environment (the stock model fails the same check, so the patch is not the cause):" in result.stdout
     assert (
         "  build (1 model): the stock model's GFLOPs are 0 too: the fork's get_flops profiles no model here, because "
