@@ -393,22 +393,20 @@ class Session:
 
     def check_freeze(self, model, spec: dict, facts: dict) -> str:
         """`freeze=5` in the fork's own trainer leaves exactly the layers the YAML numbers 0-4 (the backbone) without
-        gradients, and `freeze=[0, 1, 2, 3, 4]` the same. The trainer is stopped once it has set the model up."""
+        gradients. (`freeze=[0, 1, 2, 3, 4]` names the same layers: the trainer turns an int N into range(N) before
+        it looks at a single name.) The trainer is stopped once it has set the model up."""
         yaml_layers = [p for p, layer in enumerate(model.model) if getattr(layer, "i", FREEZE) < FREEZE]
         backbone = {f"model.{p}.{n}" for p in yaml_layers for n, _ in model.model[p].named_parameters()}
         if not backbone:
             raise Skipped("the model has no parameters in layers 0-4")
-        seen = []
-        for freeze in (FREEZE, list(range(FREEZE))):
-            frozen = self.frozen_by_trainer(spec, freeze)
-            extra = sorted(n for n in frozen - backbone if ".dfl" not in n)  # the trainer always freezes DFL's conv
-            left = sorted(backbone - frozen)
-            if extra or left:
-                what = f"{len(extra)} parameter(s) outside layers 0-4 (e.g. {extra[0]})" if extra else ""
-                what += (" and " if extra and left else "") + (f"left {len(left)} of the backbone's (e.g. {left[0]}) trainable" if left else "")
-                raise CheckFailed(f"freeze={freeze} froze {what}: the trainer's layer numbers are not the YAML's")
-            seen.append(len(frozen & backbone))
-        return f"{seen[0]} backbone parameters frozen, nothing else"
+        frozen = self.frozen_by_trainer(spec, FREEZE)
+        extra = sorted(n for n in frozen - backbone if ".dfl" not in n)  # the trainer always freezes DFL's conv
+        left = sorted(backbone - frozen)
+        if extra or left:
+            what = [f"{len(extra)} parameter(s) outside layers 0-4 (e.g. {extra[0]})"] if extra else []
+            what += [f"left {len(left)} of the backbone's (e.g. {left[0]}) trainable"] if left else []
+            raise CheckFailed(f"freeze={FREEZE} froze {' and '.join(what)}: the trainer's layer numbers are not the YAML's")
+        return f"{len(frozen & backbone)} backbone parameters frozen, nothing else"
 
     def frozen_by_trainer(self, spec: dict, freeze) -> set[str]:
         """The names of the parameters the fork's trainer freezes for `freeze`."""
