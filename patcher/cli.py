@@ -33,6 +33,10 @@ from patcher.tree import COMPROMISED_RELEASES, OLDEST_SUPPORTED, Tree, find_tree
 from patcher import verify as verifier
 
 PATH_ARG = click.argument("path", type=click.Path(path_type=Path))
+PYTHON_OPT = click.option(
+    "--python", "python", default=sys.executable, show_default="this interpreter",
+    help="The interpreter of the environment you train with.",
+)
 
 
 def _header(tree: Tree, backbones: tuple[Backbone, ...] = ()) -> str:
@@ -276,7 +280,7 @@ def _verify(
         click.echo(note, err=True)
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
     report = verifier.run(tree, specs, python, device, export, jobs, progress=progress, threads=threads)
-    if stock if stock is not None else whole:  # the whole tree: also every stock model of the release
+    if whole if stock is None else stock:  # by default, a run over the whole tree checks every stock model too
         report.stock = verifier.check_stock_models(tree, python, progress)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
     if not report.ok:
@@ -288,8 +292,7 @@ def _verify(
 @click.option("--model", "patterns", multiple=True, metavar="GLOB",
               help="Only the installed YAMLs whose name matches (repeatable); a scale letter picks that scale.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, or a CUDA device index such as 0.")
-@click.option("--python", "python", default=sys.executable, show_default="this interpreter",
-              help="The interpreter of the environment you train with.")
+@PYTHON_OPT
 @click.option("--export", type=click.Choice(["onnx"]), help="Also export through the fork's exporter and compare.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64),
               help="Parallel processes, and the cores they use at most [default: one per CPU core, up to 4; 1 on a GPU].")
@@ -340,8 +343,7 @@ def _carry(action: str, tree_path: Path, source: Path, out: Path, python: str) -
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--tree", "tree_path", required=True, type=click.Path(path_type=Path),
               help="The patched tree the checkpoint was trained with.")
-@click.option("--python", "python", default=sys.executable, show_default="this interpreter",
-              help="The interpreter of the environment you train with.")
+@PYTHON_OPT
 def export_checkpoint(checkpoint: Path, out: Path, tree_path: Path, python: str) -> None:
     """Write CHECKPOINT (a trained best.pt) as a portable checkpoint OUT: YAML, weights and names, no classes."""
     report = _carry("export", tree_path, checkpoint, out, python)
@@ -356,8 +358,7 @@ def export_checkpoint(checkpoint: Path, out: Path, tree_path: Path, python: str)
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--tree", "tree_path", required=True, type=click.Path(path_type=Path),
               help="The patched tree to rebuild the model in (its backbone applied).")
-@click.option("--python", "python", default=sys.executable, show_default="this interpreter",
-              help="The interpreter of the environment you train with.")
+@PYTHON_OPT
 def import_checkpoint(portable: Path, out: Path, tree_path: Path, python: str) -> None:
     """Rebuild the model of PORTABLE in the tree, load its weights strictly, and write a checkpoint OUT for YOLO()."""
     report = _carry("import", tree_path, portable, out, python)

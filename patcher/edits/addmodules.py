@@ -9,7 +9,7 @@ of the user's in it.
 
 from __future__ import annotations
 
-from patcher.backbones import ADDMODULES_DIR, BACKBONE_MAP
+from patcher.backbones import ADDMODULES_DIR
 from patcher.edits.base import Context, Edit, Refused, Workspace
 from patcher.structure import structure_fingerprint
 
@@ -23,8 +23,7 @@ class AddModulesPackage(Edit):
     description = "create ultralytics/nn/AddModules/ with the backbone files and an __init__.py that imports them"
 
     def apply(self, files: Workspace, ctx: Context) -> None:
-        shipped = (BACKBONE_MAP, *ctx.backbones) if ctx.backbones else ()
-        for backbone in shipped:
+        for backbone in ctx.shipped:
             current = files.read(backbone.module_path)
             if current == backbone.source:
                 continue
@@ -36,7 +35,7 @@ class AddModulesPackage(Edit):
             files.write(backbone.module_path, backbone.source)
         init = files.read(INIT)
         lines = [] if init is None else init.splitlines()
-        missing = [b.import_line for b in shipped if b.import_line not in (line.strip() for line in lines)]
+        missing = [b.import_line for b in ctx.shipped if b.import_line not in (line.strip() for line in lines)]
         if missing:
             head = INIT_HEADER if init is None else init + ("" if init.endswith("\n") or not init else "\n")
             files.write(INIT, head + "".join(f"{line}\n" for line in missing))

@@ -16,7 +16,7 @@ from typing import ClassVar
 import libcst as cst
 
 from patcher import textio
-from patcher.backbones import Backbone
+from patcher.backbones import BACKBONE_MAP, Backbone
 from patcher.tree import Version
 
 
@@ -59,6 +59,12 @@ class Context:
     def variants(self) -> tuple[str, ...]:
         """Every class name the chosen backbones export, in registry order."""
         return tuple(name for backbone in self.backbones for name in backbone.variants)
+
+    @property
+    def shipped(self) -> tuple[Backbone, ...]:
+        """The module files the chosen backbones need in AddModules/: BackboneMap.py first, then theirs; none for no
+        backbone."""
+        return (BACKBONE_MAP, *self.backbones) if self.backbones else ()
 
 
 class Workspace:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from patcher.backbones import BACKBONE_MAP
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import TASKS, parse
 
@@ -60,8 +59,7 @@ class TasksImport(SourceEdit):
         if any(star for _, (star, _) in existing):
             return module
         have = {name for _, (_, names) in existing for name in names}
-        wanted = (*BACKBONE_MAP.variants, *ctx.variants) if ctx.variants else ()
-        missing = [name for name in wanted if name not in have]
+        missing = [name for b in ctx.shipped for name in b.variants if name not in have]
         if not missing:
             return module
         if existing:

@@ -18,17 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def flatten(output) -> list:
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, dict):
-        return [t for v in output.values() for t in flatten(v)]
-    if isinstance(output, (list, tuple)):
-        return [t for v in output for t in flatten(v)]
-    return []
+from runner import tensors  # beside this file: the same walk over a model's output
 
 
 def probe(path: Path) -> dict:
@@ -71,7 +61,7 @@ def probe(path: Path) -> dict:
              for m in model.model]
     with torch.no_grad():
         image = torch.rand(1, 3, 160, 128, generator=torch.Generator().manual_seed(1))  # RT-DETR: 420 anchors, 300 queries
-        outputs = flatten(model(image))
+        outputs = tensors(model(image))
     return {
         "table": table,
         "params": sum(p.numel() for p in model.parameters()),
