@@ -14,6 +14,18 @@ import json
 import sys
 
 
+def to_tutorial_layout(model) -> None:
+    """Put a model built by the patched fork (backbone at 0, BackboneMap layers 1-4) into the tutorials' layout, as
+    their parse_model built it: one backbone layer marked `backbone` and numbered 4, no BackboneMap layers, every
+    later layer keeping its YAML index. The tests of old checkpoints share it."""
+    import torch
+
+    backbone = model.model[0]
+    assert all(type(layer).__name__ == "BackboneMap" for layer in model.model[1:5])
+    backbone.backbone, backbone.i = True, 4  # as the tutorials' `m_.backbone = True` and `i + 4 if backbone`
+    model.model = torch.nn.Sequential(backbone, *model.model[5:])
+
+
 def main(tree: str, name: str) -> dict:
     sys.path.insert(0, tree)
     import torch
@@ -23,10 +35,7 @@ def main(tree: str, name: str) -> dict:
     image = torch.rand(1, 3, 256, 192, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(image)
-        backbone = model.model[0]
-        assert all(type(layer).__name__ == "BackboneMap" for layer in model.model[1:5])
-        backbone.backbone, backbone.i = True, 4  # as the tutorials' `m_.backbone = True` and `i + 4 if backbone`
-        model.model = torch.nn.Sequential(backbone, *model.model[5:])
+        to_tutorial_layout(model)
         got = model(image)
     pairs = list(zip(expected if isinstance(expected, (list, tuple)) else [expected], got if isinstance(got, (list, tuple)) else [got]))
     first = [(a, b) for a, b in pairs if hasattr(a, "shape")]

@@ -23,14 +23,13 @@ YAML = "yolo11n-MobileNetV3_small_n.yaml"
 # outputs it gives for a seeded image.
 SAVE = """
 import json, sys, torch
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = [sys.argv[1], sys.argv[5]]
+from legacy_probe import to_tutorial_layout
 from ultralytics.nn.tasks import DetectionModel
 torch.manual_seed(0)
 model = DetectionModel(sys.argv[2], verbose=False).eval()
 if sys.argv[4] == "old":  # one backbone layer numbered 4, its maps spread by the forward loops
-    backbone = model.model[0]
-    backbone.backbone, backbone.i = True, 4
-    model.model = torch.nn.Sequential(backbone, *model.model[5:])
+    to_tutorial_layout(model)
 image = torch.rand(1, 3, 160, 128, generator=torch.Generator().manual_seed(1))
 with torch.no_grad():
     out = model(image)[0]
@@ -68,7 +67,7 @@ def test_a_checkpoint_is_carried_to_another_tree(release_tree, tmp_path, layout)
     assert invoke("apply", trained, "-b", "mobilenetv3").exit_code == 0
     best = trained / "runs/detect/train/weights/best.pt"
     best.parent.mkdir(parents=True)
-    run_in(trained, SAVE, YAML, str(best), layout)
+    run_in(trained, SAVE, YAML, str(best), layout, str(Path(__file__).resolve().parents[1]))
 
     portable = tmp_path / "portable.pt"
     exported = invoke("export-checkpoint", best, portable, "--tree", trained)

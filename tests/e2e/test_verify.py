@@ -140,18 +140,16 @@ import json, os, sys
 from pathlib import Path
 report = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # the fork logs to stdout
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
-import torch
+sys.path[:0] = [sys.argv[1], sys.argv[2], sys.argv[4]]
 import runner
+from legacy_probe import to_tutorial_layout
 session = runner.Session(Path(sys.argv[2]), "cpu", None, Path("."))
 spec = {"name": sys.argv[3], "stock": "yolo11n.yaml", "builder": "YOLO", "task": "detect", "nc": 80}
 verdicts = {}
 for layout in ("new", "old"):
     model = session.build(spec["name"], "YOLO")[1]
-    if layout == "old":  # the tutorials' layout: one backbone layer numbered 4, its maps spread by the forward loop
-        backbone = model.model[0]
-        backbone.backbone, backbone.i = True, 4
-        model.model = torch.nn.Sequential(backbone, *model.model[5:])
+    if layout == "old":  # one backbone layer numbered 4, its maps spread by the forward loop
+        to_tutorial_layout(model)
     for check in ("embed", "distill"):
         try:
             getattr(session, "check_" + check)(model, spec, {})
@@ -169,7 +167,7 @@ def test_the_index_checks_catch_the_tutorials_layout(release_tree):
     assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
     runner_dir = Path(__file__).resolve().parents[2] / "patcher" / "verify"
     done = subprocess.run(
-        [sys.executable, "-c", LEGACY_CHECKS, str(runner_dir), str(tree), f"{SMALL}.yaml"],
+        [sys.executable, "-c", LEGACY_CHECKS, str(runner_dir), str(tree), f"{SMALL}.yaml", str(runner_dir.parents[1] / "tests")],
         capture_output=True, text=True, cwd=tree.parent, env={**os.environ, "YOLO_OFFLINE": "1"}, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
