@@ -37,19 +37,6 @@ STOCK_SCRIPT = Path(__file__).with_name("stock.py")
 SLOWER = 2.0
 
 
-def _runner_checks() -> tuple[str, ...]:
-    """The checks, in order, as runner.py names them (it runs in the fork's interpreter: read, not imported)."""
-    import ast
-
-    for node in ast.parse(RUNNER.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CHECKS" for t in node.targets):
-            return tuple(ast.literal_eval(node.value))
-    raise RuntimeError(f"{RUNNER} names no CHECKS")
-
-
-CHECKS = _runner_checks()
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """One model to verify: an installed YAML at one scale, and the stock model it is compared with."""
@@ -451,14 +438,15 @@ def _count(models) -> str:
 def render_table(report: VerifyReport) -> str:
     """One row per model, one column per check; then every reason that is not a pass, and the verdict."""
     env = report.environment
-    header = ["model", *CHECKS, "params (stock)", "GFLOPs (stock)"]
+    checks = list(report.models[0]["checks"]) if report.models else []  # in the order runner.py ran them
+    header = ["model", *checks, "params (stock)", "GFLOPs (stock)"]
     rows = [header]
     for m in report.models:
         stock = m["stock"]
         rows.append(
             [
                 m["name"],
-                *(CELL[m["checks"][c]["status"]] for c in CHECKS),
+                *(CELL[m["checks"][c]["status"]] for c in checks),
                 f"{_millions(m['params'])} ({_millions(stock.get('params'))})",
                 f"{_gflops(m['gflops'])} ({_gflops(stock.get('gflops'))})",
             ]
