@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patcher import state as records
-from patcher.backbones import BACKBONES, Backbone
+from patcher.backbones import Backbone, backbone_order
 from patcher.edits import EDITS
 from patcher.edits.base import Context
 from patcher.merge import merge
@@ -46,7 +46,8 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     # The edits run on ultrapatch's own text of the files it wrote: a user's change there (a YAML it created, say) is
     # carried over by the merge below, never taken for a file of the user's that the edits must refuse to overwrite.
     ours = None if record is None else record.ours_texts()
-    plan = make_plan(tree, EDITS, Context(tree.release, backbones), overlay=ours)
+    created = frozenset() if record is None else record.created()
+    plan = make_plan(tree, EDITS, Context(tree.release, backbones, created), overlay=ours)
     if not plan.ok:
         return ApplyPlan(plan, record or records.State(tree.release_text))
     if record is None:  # the first apply: the files as they are now are the originals
@@ -65,7 +66,7 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
         if rel not in record.files:
             record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
-    record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=list(BACKBONES).index)
+    record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=backbone_order)
     new_ours = edited_originals(tree, record.originals(), record.backbones)
     planned = plan.raw.keys()
     for rel, file_record in record.files.items():

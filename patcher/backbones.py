@@ -8,6 +8,7 @@ where the variant's name goes; it is installed once per variant, in the release'
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -75,8 +76,9 @@ class Template:
     def installed_path(self, variant: str) -> str:
         return f"ultralytics/cfg/models/{self.config_dir}/{self.stem}-{variant}.yaml"
 
-    def render(self, variant: str) -> str:
-        text = template_text(self.file).replace(PLACEHOLDER, variant)
+    def render(self, variant: str, row: str | None = None) -> str:
+        """The YAML for `variant`; `row` replaces the backbone row's module and arguments (`Variant, []` by default)."""
+        text = template_text(self.file).replace(f"{PLACEHOLDER}, []", row or f"{variant}, []").replace(PLACEHOLDER, variant)
         if self.task in TASK_HEADS:
             head, extra = TASK_HEADS[self.task]
             assert DETECT_HEAD in text, f"{self.file} has no detection head row to turn into {self.task}"
@@ -131,7 +133,20 @@ class Backbone:
 
     @cached_property
     def variants(self) -> tuple[str, ...]:
+        """The names in the installed YAMLs' file names, one YAML per family and task each."""
         return public_names(self.source)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classes tasks.py imports and parse_model's backbone branch builds."""
+        return public_names(self.source)
+
+    def row(self, variant: str) -> str:
+        """The module and arguments of a YAML's backbone row."""
+        return f"{variant}, []"
+
+    def render(self, template: Template, variant: str) -> str:
+        return template.render(variant, self.row(variant))
 
     @property
     def module_path(self) -> str:
@@ -190,17 +205,128 @@ BACKBONE_MAP = Backbone(
 )
 
 
+TIMM_PREFIX = "timm:"
+# Ultralytics' own model YAMLs whose names a timm model's YAML would take (tests/unit checks them on the releases).
+STOCK_STEMS = frozenset({"yolov8-cls-resnet50", "yolov8-cls-resnet101", "yolo11-cls-resnet18"})
+TIMM_NAME = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)?\Z")  # timm's model names, optionally with a weights tag
+
+
+@dataclass(frozen=True)
+class TimmModel(Backbone):
+    """`--backbone timm:NAME`: the one TimmBackbone class, and YAMLs named after the timm model, whose backbone row
+    is `TimmBackbone, ["NAME", True]` (timm's ImageNet weights; a path instead of True names a local file)."""
+
+    model: str = ""
+
+    @cached_property
+    def variants(self) -> tuple[str, ...]:
+        return (self.model,)
+
+    def row(self, variant: str) -> str:
+        return f'TimmBackbone, ["{self.model}", True]'
+
+    def yamls(self, release: Version) -> list[tuple[Template, str, str]]:
+        """As for any backbone, except where Ultralytics ships a YAML of the same name (its own TorchVision or
+        ResNet classifiers): there the file is `<family>-timm_NAME.yaml`, so that neither hides the other."""
+        result = []
+        for template, variant, _ in super().yamls(release):
+            if f"{template.stem}-{variant}" in STOCK_STEMS:
+                variant = f"timm_{variant}"
+            result.append((template, variant, template.installed_path(variant)))
+        return result
+
+
+def timm_backbone(model: str) -> TimmModel:
+    if not TIMM_NAME.match(model):
+        raise UltrapatchError(
+            f"{TIMM_PREFIX}{model!r} is not a timm model name: lower-case letters, digits and _ (with an optional "
+            f"'.tag'), e.g. {TIMM_PREFIX}resnet18; `python -c \"import timm; print(timm.list_models('*net*'))\"` lists them."
+        )
+    return TimmModel(
+        name=f"{TIMM_PREFIX}{model}",
+        module_file="TimmBackbone.py",
+        summary=f"timm's {model} (features_only), with timm's ImageNet weights or a local file",
+        model=model,
+    )
+
+
+def backbone_named(name: str) -> Backbone:
+    """The backbone a `--backbone` value or a record's entry names."""
+    key = name.strip()
+    if key.lower().startswith(TIMM_PREFIX):
+        return timm_backbone(key[len(TIMM_PREFIX) :])
+    if key.lower() in BACKBONES:
+        return BACKBONES[key.lower()]
+    raise UltrapatchError(
+        f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}, 'all', or timm:NAME for a timm model "
+        f"(`ultrapatch list` shows them)."
+    )
+
+
+def backbone_order(name: str) -> tuple[int, str]:
+    """The order backbones are recorded and installed in: ultrapatch's own in registry order, then timm models."""
+    return (list(BACKBONES).index(name), "") if name in BACKBONES else (len(BACKBONES), name)
+
+
 def select_backbones(names: tuple[str, ...]) -> tuple[Backbone, ...]:
-    """Resolve `--backbone` values ('all' selects every one) in registry order, without duplicates."""
-    wanted = set()
+    """Resolve `--backbone` values ('all' selects ultrapatch's own) in their order, without duplicates."""
+    wanted: dict[str, Backbone] = {}
     for name in names:
-        key = name.lower()
-        if key == "all":
-            wanted.update(BACKBONES)
-        elif key in BACKBONES:
-            wanted.add(key)
-        else:
-            raise UltrapatchError(
-                f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)} or 'all' (`ultrapatch list` shows them)."
-            )
-    return tuple(b for key, b in BACKBONES.items() if key in wanted)
+        chosen = BACKBONES.values() if name.strip().lower() == "all" else (backbone_named(name),)
+        wanted.update((b.name, b) for b in chosen)
+    return tuple(wanted[key] for key in sorted(wanted, key=backbone_order))
+
+
+def load_module(backbone: Backbone):
+    """The backbone's module file imported into this process (it needs torch): the shipped package's, or the
+    checkout's `modules/` folder when ultrapatch runs from a source checkout."""
+    import importlib
+    import importlib.util
+
+    name = backbone.module_file.removesuffix(".py")
+    try:
+        return importlib.import_module(f"patcher.modules.{name}")
+    except ModuleNotFoundError:
+        path = Path(__file__).resolve().parent.parent / "modules" / backbone.module_file
+        spec = importlib.util.spec_from_file_location(f"ultrapatch_modules_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def check_timm_models(backbones: tuple[Backbone, ...]) -> str | None:
+    """Refuse (UltrapatchError) a timm model that cannot be a backbone: a name timm does not know (with close names),
+    a model that needs a fixed input size, one without maps at strides 8, 16 and 32. The checks need torch and timm in
+    this interpreter; without them, a note that `verify`'s build will make them, and None when they were made."""
+    models = [b for b in backbones if isinstance(b, TimmModel)]
+    if not models:
+        return None
+    try:
+        module = load_module(models[0])
+        module._timm()
+    except ImportError:
+        return (
+            f"note: timm is not installed beside ultrapatch, so {', '.join(b.name for b in models)} could not be "
+            f"checked here; `ultrapatch verify` builds it in the fork's interpreter (which needs `pip install timm`)."
+        )
+    for backbone in models:
+        try:
+            module.feature_plan(backbone.model)
+        except ValueError as exc:
+            raise UltrapatchError(f"{backbone.name}: {exc}") from None
+    return None
+
+
+TIMM_ROW = re.compile(r"TimmBackbone\s*,\s*\[\s*[\"']([a-z0-9_.]+)[\"']")
+
+
+def installed_timm_models(root: Path) -> list[TimmModel]:
+    """The timm models whose YAMLs are in the tree at `root` (for a tree without a record: a hand copy of one)."""
+    if not (root / ADDMODULES_DIR / "TimmBackbone.py").is_file():
+        return []
+    names = set()
+    for path in sorted((root / "ultralytics/cfg/models").glob("*/*.yaml")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "TimmBackbone" in text:
+            names.update(TIMM_ROW.findall(text))
+    return [timm_backbone(name) for name in sorted(names)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from patcher import NEWEST_TESTED_RELEASE, __version__
-from patcher.backbones import BACKBONES, Backbone, select_backbones
+from patcher.backbones import BACKBONES, Backbone, check_timm_models, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.base import Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed, UltrapatchError
@@ -120,6 +120,9 @@ def apply(
     tree = find_tree(path)
     tree.refuse_if_compromised()
     _warn_if_untested(tree)
+    timm_note = check_timm_models(backbones)
+    if timm_note:
+        click.echo(timm_note, err=True)
     if dry_run or check:
         _note_pending(tree)
         planned = plan_apply(tree, backbones)

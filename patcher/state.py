@@ -63,6 +63,10 @@ class State:
     def originals(self) -> dict[str, bytes | None]:
         return {rel: r.original for rel, r in self.files.items()}
 
+    def created(self) -> frozenset[str]:
+        """The files ultrapatch created (none of the user's before it): a newer ultrapatch may replace its own text."""
+        return frozenset(rel for rel, r in self.files.items() if r.original is None)
+
     def ours_texts(self) -> dict[str, bytes | None]:
         """ultrapatch's own text of every file it wrote: what the edits are run on, so a user's change there is
         neither refused nor taken for a conflict."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from patcher import __version__
-from patcher.backbones import BACKBONES, Backbone
+from patcher.backbones import BACKBONES, Backbone, backbone_named, installed_timm_models
 from patcher.edits import EDITS, PER_BACKBONE
 from patcher.edits.base import Context, Status
 from patcher import state as records
@@ -25,9 +25,11 @@ EDIT_STATE = {
 }
 
 
-def backbone_state(tree: Tree, backbone: Backbone, overlay: dict | None = None) -> tuple[str, str]:
+def backbone_state(
+    tree: Tree, backbone: Backbone, overlay: dict | None = None, ours: frozenset[str] = frozenset()
+) -> tuple[str, str]:
     """'installed', 'partly installed', 'not installed' or 'conflict', with a detail."""
-    plan = make_plan(tree, [e for e in EDITS if e.name in PER_BACKBONE], Context(tree.release, (backbone,)), overlay)
+    plan = make_plan(tree, [e for e in EDITS if e.name in PER_BACKBONE], Context(tree.release, (backbone,), ours), overlay)
     if plan.failed:
         return "conflict", plan.failed[0].detail
     states = {r.status for r in plan.reports if r.status is not Status.NOT_IN_RELEASE}
@@ -48,9 +50,15 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         record, damaged = None, exc.format_message()
     # as apply sees the files ultrapatch wrote: its own text, a user's change there is no conflict
     overlay = None if record is None else record.ours_texts()
-    backbones = [(b, *backbone_state(tree, b, overlay)) for b in BACKBONES.values()]
+    ours = frozenset() if record is None else record.created()
+    timm_models = (
+        [backbone_named(n) for n in record.backbones if n not in BACKBONES]
+        if record is not None
+        else installed_timm_models(tree.root)
+    )
+    backbones = [(b, *backbone_state(tree, b, overlay, ours)) for b in (*BACKBONES.values(), *timm_models)]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
-    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values())), overlay)
+    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values()), ours), overlay)
     return {
         "release": tree.release_text,
         "root": str(tree.root),

@@ -15,6 +15,7 @@ from patcher.edits.safe_load import SafeLoadAllowList
 from patcher.edits.stride_probe import StrideProbe
 from patcher.edits.tasks_import import TasksImport
 from patcher.edits.visualize import TensorsOnly
+from patcher.edits.yaml_args import StringArguments
 
 YOLO = "ultralytics/models/yolo"
 
@@ -23,6 +24,7 @@ EDITS: tuple[Edit, ...] = (
     TasksImport(),
     BackboneBranch(),
     IndexShift(),
+    StringArguments(),
     ListOutputs("predict-once", "BaseModel", "_predict_once"),
     ListOutputs("rtdetr-predict", "RTDETRDetectionModel", "predict"),
     ListOutputs("world-predict", "WorldModel", "predict", optional=True),

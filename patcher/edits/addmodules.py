@@ -27,7 +27,11 @@ class AddModulesPackage(Edit):
             current = files.read(backbone.module_path)
             if current == backbone.source:
                 continue
-            if current is not None and structure_fingerprint(current) not in backbone.tutorial_fingerprints:
+            if (
+                current is not None
+                and backbone.module_path not in ctx.ours
+                and structure_fingerprint(current) not in backbone.tutorial_fingerprints
+            ):
                 raise Refused(
                     f"{backbone.module_path} exists and differs from ultrapatch's {backbone.module_file}. "
                     f"ultrapatch never overwrites it: move it aside (or rename it) and apply again."

@@ -54,17 +54,21 @@ class Context:
 
     release: Version
     backbones: tuple[Backbone, ...]
+    ours: frozenset[str] = frozenset()  # files ultrapatch created: an older ultrapatch's text there is replaced
 
     @property
-    def variants(self) -> tuple[str, ...]:
-        """Every class name the chosen backbones export, in registry order."""
-        return tuple(name for backbone in self.backbones for name in backbone.variants)
+    def classes(self) -> tuple[str, ...]:
+        """Every backbone class the chosen backbones build, in their order, once each (timm models share one)."""
+        return tuple(dict.fromkeys(name for backbone in self.backbones for name in backbone.classes))
 
     @property
     def shipped(self) -> tuple[Backbone, ...]:
-        """The module files the chosen backbones need in AddModules/: BackboneMap.py first, then theirs; none for no
-        backbone."""
-        return (BACKBONE_MAP, *self.backbones) if self.backbones else ()
+        """The module files the chosen backbones need in AddModules/, once each: BackboneMap.py first, then theirs;
+        none for no backbone."""
+        if not self.backbones:
+            return ()
+        files = {b.module_file: b for b in (BACKBONE_MAP, *self.backbones)}
+        return tuple(files.values())
 
 
 class Workspace:

@@ -16,11 +16,11 @@ class ModelYamls(Edit):
     description = "install a model YAML per family and backbone variant, where Ultralytics looks them up by name"
 
     def apply(self, files: Workspace, ctx: Context) -> None:
-        wanted = [(path, template.render(variant)) for b in ctx.backbones for template, variant, path in b.yamls(ctx.release)]
+        wanted = [(path, b.render(template, variant)) for b in ctx.backbones for template, variant, path in b.yamls(ctx.release)]
         if not wanted:
             raise NotInRelease("no family of these backbones' templates")
         for path, text in wanted:
             current = files.read(path)
-            if current is not None and current != text:
+            if current is not None and current != text and path not in ctx.ours:
                 raise Refused(f"{path} exists and differs from ultrapatch's; ultrapatch never overwrites it: rename it and apply again.")
             files.write(path, text)

@@ -114,7 +114,7 @@ class BackboneBranch(SourceEdit):
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
         func, _, loop = parse_model_parts(module, self.target)
-        new = self._with_branch(loop, ctx.variants)
+        new = self._with_branch(loop, ctx.classes)
         return module if new is loop else replace_within(module, func, loop, new)
 
     def _with_branch(self, loop: cst.For, variants: tuple[str, ...]) -> cst.For:

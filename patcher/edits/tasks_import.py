@@ -59,7 +59,7 @@ class TasksImport(SourceEdit):
         if any(star for _, (star, _) in existing):
             return module
         have = {name for _, (_, names) in existing for name in names}
-        missing = [name for b in ctx.shipped for name in b.variants if name not in have]
+        missing = [name for b in ctx.shipped for name in b.classes if name not in have]
         if not missing:
             return module
         if existing:

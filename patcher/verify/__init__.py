@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from patcher import state
-from patcher.backbones import BACKBONES, Backbone, Template
+from patcher.backbones import BACKBONES, Backbone, Template, backbone_named, installed_timm_models
 from patcher.errors import UltrapatchError
 from patcher.tree import Tree
 
@@ -35,6 +35,7 @@ STOCK_SCRIPT = Path(__file__).with_name("stock.py")
 # load, not the edits). The exact part of "no slower" is the stride probe's size and the layer table, which must be
 # the release's for every stock model; the clock catches only a gross slowdown.
 SLOWER = 2.0
+TIMM_PRETRAINED_ENV = "ULTRAPATCH_TIMM_PRETRAINED"  # modules/TimmBackbone.py reads it
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ def installed_backbones(tree: Tree) -> list[Backbone]:
     """The backbones apply recorded, or, for a tree without a record, those whose module file is in place."""
     record = state.load(tree.root)
     if record is not None and record.backbones:
-        return [BACKBONES[name] for name in record.backbones if name in BACKBONES]
-    return [b for b in BACKBONES.values() if (tree.root / b.module_path).is_file()]
+        return [backbone_named(name) for name in record.backbones]
+    return [b for b in BACKBONES.values() if (tree.root / b.module_path).is_file()] + installed_timm_models(tree.root)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -272,8 +273,11 @@ def run(
 
 
 def fork_env(scratch: str) -> dict:
-    """The environment of a process that runs in the fork: offline, its own settings folder, no bytecode written."""
+    """The environment of a process that runs in the fork: offline (no timm download either), its own settings
+    folder, no bytecode written."""
     env = {**os.environ, "YOLO_OFFLINE": os.environ.get("YOLO_OFFLINE", "1"), "PYTHONDONTWRITEBYTECODE": "1"}
+    # a timm backbone row that asks for timm's weights builds with random ones: verify never downloads
+    env[TIMM_PRETRAINED_ENV] = os.environ.get(TIMM_PRETRAINED_ENV, "0")
     if env.get("PYTHONPATH"):  # the processes start in a scratch folder: keep relative entries pointing where they did
         env["PYTHONPATH"] = absolute_pythonpath(env["PYTHONPATH"])
     env["YOLO_CONFIG_DIR"] = str(Path(scratch) / "settings")  # the user's Ultralytics settings stay as they are

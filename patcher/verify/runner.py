@@ -152,6 +152,17 @@ def _class_of(file: str, line: int) -> str | None:
     return next((n.name for n in classes if n.lineno <= line <= (n.end_lineno or n.lineno)), None)
 
 
+def missing_package(exc: BaseException) -> str | None:
+    """The top-level package a ModuleNotFoundError in `exc`'s chain names, unless it is the fork itself."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.split(".")[0] != "ultralytics":
+            return exc.name.split(".")[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def explain(exc: BaseException, tree: Path, variant: str = "") -> str:
     """A sentence for an exception a check raised: the known causes by name, anything else by type and message."""
     text = f"{type(exc).__name__}: {exc}".strip()
@@ -286,6 +297,8 @@ class Session:
         import copy
 
         backbone = model.model[0]
+        if type(backbone).__name__ == "TimmBackbone":
+            return self.timm_weights(backbone)
         if not getattr(backbone, "pretrained", None):
             raise Skipped("the backbone was given no weights")
         args = []
@@ -306,6 +319,32 @@ class Session:
                 f"up to {difference:.2%} of their largest value; its BatchNorm (eps, momentum) in the model: {norms}"
             )
         return f"{backbone.pretrained}; largest difference from the backbone built alone: {difference:.1e}"
+
+    def timm_weights(self, backbone) -> str:
+        """A TimmBackbone computes inside the model what timm's own model computes with the same weights (in eval
+        mode): the model's construction changed none of timm's settings (BatchNorm eps and momentum, inplace
+        activations)."""
+        import timm
+
+        torch = self.torch
+        name = backbone.model_name
+        own = timm.create_model(name, features_only=True, out_indices=backbone.out_indices, pretrained=False)
+        own.load_state_dict(backbone.body.state_dict())
+        own = own.to(self.device).eval()
+        inside = deepcopy(backbone).eval()
+        image = self.image(160, 128)
+        with torch.no_grad():
+            pairs = list(zip(inside(image), own(image)))
+        difference = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) for a, b in pairs)
+        if difference > 1e-5:
+            norms = sorted({(m.eps, m.momentum) for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)})
+            theirs = sorted({(m.eps, m.momentum) for m in own.modules() if isinstance(m, torch.nn.BatchNorm2d)})
+            raise CheckFailed(
+                f"the backbone's maps in the model differ from timm's own {name} with the same weights by up to "
+                f"{difference:.2%} of their largest value; BatchNorm (eps, momentum) in the model: {norms}, in timm's: "
+                f"{theirs}"
+            )
+        return f"{backbone.weights}; maps equal timm's own {name} with the same weights (largest difference {difference:.1e})"
 
     def check_forward(self, model, spec: dict, facts: dict) -> str:
         facts["observed"] = seen = self.observe(model, spec["builder"], spec["task"])
@@ -729,6 +768,12 @@ class Session:
         except CheckFailed as exc:
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
+            package = missing_package(exc)
+            if package:  # a backbone's own dependency (timm) that this interpreter lacks: the patch is not the cause
+                return "environment", (
+                    f"{package} is not installed in {sys.executable}, and the backbone needs it: "
+                    f"`{sys.executable} -m pip install {package}`"
+                )
             reason = explain(exc, self.tree, spec["variant"])
         stock_status, stock_reason = self.stock_control(spec, check)
         if stock_status == "fail" and check == "checkpoint" and NO_CHECKPOINT_LOADS in stock_reason:
