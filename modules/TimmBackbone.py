@@ -153,13 +153,20 @@ class TimmBackbone(nn.Module):
             pretrained, source = False, f"random weights ({PRETRAINED_ENV}=0)"
         else:
             source = "timm's pretrained weights" if pretrained else "random weights"
-        self.body = timm.create_model(
-            name,
-            features_only=True,
-            out_indices=self.out_indices,
-            pretrained=bool(pretrained),
-            **({"pretrained_cfg_overlay": {"state_dict": state}} if state is not None else {}),
-        )
+        # timm loads a features-only model leniently and warns of the classifier's tensors it leaves out; the file was
+        # checked against the whole model above, so that warning says nothing here
+        builder = logging.getLogger("timm.models._builder")
+        level, builder.level = builder.level, logging.ERROR
+        try:
+            self.body = timm.create_model(
+                name,
+                features_only=True,
+                out_indices=self.out_indices,
+                pretrained=bool(pretrained),
+                **({"pretrained_cfg_overlay": {"state_dict": state}} if state is not None else {}),
+            )
+        finally:
+            builder.level = level
         _keep_own_settings(self.body)
         self.deploy = False
         self.weights = source
