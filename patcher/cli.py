@@ -80,6 +80,11 @@ def list_() -> None:
     for backbone in BACKBONES.values():
         click.echo(f"  {backbone.name}: {backbone.summary}")
         click.echo(f"    {', '.join(backbone.variants)}")
+    click.echo(
+        "  timm:NAME: any timm model with maps at strides 8 to 32 (pip install timm), e.g. timm:resnet18,\n"
+        "    timm:efficientnet_b0, timm:mobileone_s0; YAMLs yolo11-NAME.yaml... whose row is\n"
+        '    [-1, 1, TimmBackbone, ["NAME", True]]: timm\'s ImageNet weights (True), random (False), or a local file (a path)'
+    )
     click.echo(f"\nreleases: 8.1 to {NEWEST_TESTED_RELEASE}, except those compromised upstream (refused): "
                f"{', '.join(map(format_version, COMPROMISED_RELEASES))}")
 
@@ -400,6 +405,7 @@ def status(path: Path, as_json: bool) -> None:
         detail = f" ({edit['detail']})" if edit["detail"] else ""
         click.echo(f"  {edit['name']:<{width}}  {edit['state']}{detail}")
     click.echo("backbones:")
+    width = max(width, *(len(b["name"]) for b in report["backbones"]))
     for backbone in report["backbones"]:
         detail = f" ({backbone['detail']})" if backbone["detail"] else ""
         click.echo(f"  {backbone['name']:<{width}}  {backbone['state']}{detail}")
