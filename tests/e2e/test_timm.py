@@ -36,6 +36,9 @@ def assert_every_check_passes(report: dict, version: str, export: bool) -> None:
     allowed_skips = {"distill", "weights", "export"} if not export else {"distill", "weights"}
     for model in report["models"]:
         for check, verdict in model["checks"].items():
+            if verdict["status"] == "environment":  # releases to 8.3.100 call np.trapz, which numpy 2.4 lacks
+                assert check == "val" and "np.trapz" in verdict["reason"], (model["name"], verdict)
+                continue
             assert verdict["status"] == "pass" or (verdict["status"] == "skip" and check in allowed_skips), (
                 model["name"],
                 check,
@@ -66,7 +69,7 @@ def test_timm_backbones_pass_every_check(release_tree, version):
     patterns = [f"*-{whole}", f"*-timm_{whole}"] + [f"yolo11n-{m}" for m in MODELS if m != whole]
     report = run_matrix(release_tree, version, patterns, export=False)
     names = {m["name"] for m in report["models"]}
-    families = {"8.3.40": 11, "8.4.190": 13}[version]  # every family and task the release has
+    families = {"8.3.40": 12, "8.4.190": 13}[version]  # every family and task the release has
     assert len([n for n in names if n.endswith(f"{whole}.yaml")]) == families
     assert {f"yolo11n-{m}.yaml" for m in MODELS} <= names
 
@@ -76,7 +79,7 @@ def test_timm_backbones_pass_every_check(release_tree, version):
 @pytest.mark.parametrize("model", MODELS)
 def test_timm_matrix(release_tree, version, model):
     report = run_matrix(release_tree, version, [f"*-{model}", f"*-timm_{model}"], export=True)
-    assert len(report["models"]) == {"8.3.40": 11, "8.4.190": 13}[version]
+    assert len(report["models"]) == {"8.3.40": 12, "8.4.190": 13}[version]
 
 
 WEIGHTS_PROBE = r'''
@@ -206,15 +209,19 @@ ckpt = torch.load(sys.argv[1], weights_only=False)
 model = ckpt["ema"] or ckpt["model"]
 state = load_file(sys.argv[2])
 body = model.model[0].body.state_dict()
-changed = [k for k, p in model.model[0].body.named_parameters() if not torch.allclose(p.float(), state[k].float(), atol=1e-3, rtol=1e-3)]
+# parameters and BatchNorm statistics: a backbone that trained, or whose BatchNorm ran in training mode, moves them
+changed = [k for k, t in body.items() if k in state and not torch.allclose(t.float(), state[k].float(), atol=1e-3, rtol=1e-3)]
+compared = len([k for k in body if k in state])
 head = [k for k, p in model.named_parameters() if not k.startswith("model.0.")]
-print("REPORT " + json.dumps({"changed": changed, "head": len(head), "train_args_freeze": ckpt["train_args"]["freeze"]}))
+print("REPORT " + json.dumps({"changed": changed, "compared": compared, "head": len(head), "train_args_freeze": ckpt["train_args"]["freeze"],
+                             "backbone": model.model[0].model_name}))
 '''
 
 
 def test_the_forks_yolo_cli_trains_a_frozen_pretrained_timm_backbone(release_tree, tmp_path):
     """`yolo train` from a local weights file with freeze=5 for one epoch on a tiny synthetic set, then `yolo val`
-    and `yolo predict` with its best.pt. The backbone's parameters end as the file gave them: frozen is frozen."""
+    and `yolo predict` with its best.pt. The backbone's parameters and BatchNorm statistics end as the file gave them
+    (nbs=2: the one batch is an optimizer step): frozen is frozen."""
     import torch
     from safetensors.torch import save_file
 
@@ -238,7 +245,7 @@ def test_the_forks_yolo_cli_trains_a_frozen_pretrained_timm_backbone(release_tre
         return done
 
     common = ["imgsz=64", "device=cpu", "workers=0", "plots=False"]
-    yolo("train", f"model={yaml}", f"data={data}", "epochs=1", "batch=2", "freeze=5", "amp=False",
+    yolo("train", f"model={yaml}", f"data={data}", "epochs=1", "batch=2", "nbs=2", "freeze=5", "amp=False",
          f"project={tmp_path / 'runs'}", "name=train", "exist_ok=True", *common)  # fmt: skip
     best = tmp_path / "runs" / "train" / "weights" / "best.pt"
     assert best.is_file()
@@ -246,9 +253,9 @@ def test_the_forks_yolo_cli_trains_a_frozen_pretrained_timm_backbone(release_tre
                           env=env, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("REPORT ")))
-    assert report["changed"] == [] and report["head"] > 0 and report["train_args_freeze"] == 5, report
+    assert report["compared"] > 200 and report["changed"] == [] and report["head"] > 0 and report["train_args_freeze"] == 5, report
+    assert report["backbone"] == "mobilenetv3_large_100"
     val = yolo("val", f"model={best}", f"data={data}", f"project={tmp_path / 'runs'}", "name=val", *common)
     assert "all" in val.stdout + val.stderr  # the metrics table's summary row
     image = next((tmp_path / "data" / "images").glob("*.jpg"))
     yolo("predict", f"model={best}", f"source={image}", "save=False", *common)
-    assert torch.load(best, weights_only=False)["ema"].model[0].model_name == "mobilenetv3_large_100"
