@@ -259,3 +259,39 @@ def test_the_forks_yolo_cli_trains_a_frozen_pretrained_timm_backbone(release_tre
     assert "all" in val.stdout + val.stderr  # the metrics table's summary row
     image = next((tmp_path / "data" / "images").glob("*.jpg"))
     yolo("predict", f"model={best}", f"source={image}", "save=False", *common)
+
+
+def test_one_timm_model_out_of_two_is_reverted_and_then_everything(release_tree):
+    tree = release_tree("8.4.190")
+    before = tree_digest(tree)
+    apply_timm(tree, "resnet18", "efficientnet_b0")
+    yamls = tree / "ultralytics/cfg/models/11"
+    result = CliRunner().invoke(cli, ["revert", str(tree), "-b", "timm:resnet18"])
+    assert result.exit_code == 0, result.output
+    assert not (yamls / "yolo11-resnet18.yaml").exists() and not (yamls / "yolo11-cls-timm_resnet18.yaml").exists()
+    assert (yamls / "yolo11-cls-resnet18.yaml").is_file()  # Ultralytics' own, never touched
+    assert (yamls / "yolo11-efficientnet_b0.yaml").is_file()
+    assert (tree / "ultralytics/nn/AddModules/TimmBackbone.py").is_file()  # efficientnet_b0 still needs it
+    result = CliRunner().invoke(cli, ["revert", str(tree)])
+    assert result.exit_code == 0, result.output
+    assert tree_digest(tree) == before and git_status(tree) == ""
+
+
+def test_a_newer_ultrapatch_replaces_the_module_file_an_older_one_wrote(release_tree):
+    """A file ultrapatch created (TimmBackbone.py, a YAML) holds an older ultrapatch's text: re-applying replaces it
+    with this version's, keeping a change of the user's in it, instead of refusing it as a file of the user's."""
+    from patcher import state as records
+
+    tree = release_tree("8.4.190")
+    apply_timm(tree, "resnet18")
+    rel = "ultralytics/nn/AddModules/TimmBackbone.py"
+    ours = (tree / rel).read_text()
+    older = ours.replace('LOGGER = logging.getLogger("ultralytics")', 'LOGGER = logging.getLogger("ultralytics")  # 0.2')
+    record = records.load(tree)
+    record.files[rel].ours = older.encode()  # as an older ultrapatch recorded and wrote it
+    records.save(tree, record)
+    (tree / rel).write_text(older.replace("__all__", "# a note of mine\n__all__", 1))  # and the user's note in it
+    result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "timm:resnet18"])
+    assert result.exit_code == 0, result.output
+    assert (tree / rel).read_text() == ours.replace("__all__", "# a note of mine\n__all__", 1)
+    assert "has changes of yours: they are kept" in result.output
