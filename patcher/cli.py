@@ -320,6 +320,43 @@ def verify(
     _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads, stock)
 
 
+@cli.command()
+@PATH_ARG
+@click.option("--model", "patterns", multiple=True, metavar="GLOB",
+              help="Only the installed YAMLs whose name matches (repeatable); a scale letter picks that scale.")
+@PYTHON_OPT
+@click.option("--device", default="cpu", show_default=True, help="cpu, or a CUDA device index such as 0.")
+@click.option("--half", is_flag=True, help="On a GPU, time inference in fp16.")
+@click.option("--batch", "batch_text", default="1,32", show_default=True,
+              help="Batch sizes: latency at the smallest, throughput and a training step at the largest.")
+@click.option("--imgsz", type=click.IntRange(32, 4096), default=640, show_default=True, help="Square image size.")
+@click.option("--onnx", is_flag=True, help="Also time the fork's ONNX export in onnxruntime.")
+@click.option("--rounds", type=click.IntRange(3, 1000), default=10, show_default=True,
+              help="Interleaved timing rounds (half as many for the large batch and the training step).")
+@click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON.")
+@click.option("--plot", type=click.Path(path_type=Path), help="Draw latency against parameters into this PNG.")
+def bench(
+    path: Path, patterns: tuple[str, ...], python: str, device: str, half: bool, batch_text: str, imgsz: int,
+    onnx: bool, rounds: int, as_json: bool, plot: Path | None,
+) -> None:
+    """Time each installed model against its family's stock model in the fork's own interpreter, on this device."""
+    from patcher import bench as benching
+
+    if device != "cpu" and not device.isdigit():
+        raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
+    if half and device == "cpu":
+        raise click.UsageError("--half times fp16 on a GPU; give --device 0 (on the CPU, fp32 is what runs).")
+    batches = benching.parse_batches(batch_text)
+    benching.check_plot_path(plot)
+    tree = find_tree(path)
+    tree.refuse_if_compromised()
+    python = verifier.check_python(python)
+    specs = verifier.select_models(tree, patterns)
+    progress = lambda line: click.echo(line, err=True)  # noqa: E731
+    report = benching.run(tree, specs, python, device, half, batches, imgsz, onnx, rounds, plot, progress)
+    click.echo(json.dumps(report, indent=2) if as_json else benching.format_table(report))
+
+
 CARRY = Path(verifier.__file__).with_name("carry.py")
 
 

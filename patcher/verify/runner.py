@@ -820,8 +820,9 @@ def _fmt(values) -> str:
     return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
-def main(argv: list[str]) -> int:
-    # Ultralytics logs to stdout: keep the real stdout for the events alone by sending file descriptor 1 to stderr.
+def event_stream():
+    """`emit(**event)`: one JSON line on the real stdout. Ultralytics logs to stdout, so file descriptor 1 goes to
+    stderr from here on and the events keep a copy of the original for themselves."""
     events = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
 
@@ -829,7 +830,13 @@ def main(argv: list[str]) -> int:
         events.write(json.dumps(event) + "\n")
         events.flush()
 
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    return emit
+
+
+def open_fork(spec: dict, emit) -> dict | None:
+    """Import torch and the fork at `spec["tree"]` (first on sys.path), check that it is the fork that was imported
+    and that the device exists, and emit the `environment` event; None (with an `error` or `shadowed` event) when
+    any of that fails."""
     tree = Path(spec["tree"]).resolve()
     # What a script outside the tree imports (or what was imported at startup, by a .pth file or sitecustomize).
     preloaded = sys.modules.get("ultralytics")
@@ -840,7 +847,7 @@ def main(argv: list[str]) -> int:
         import torch
     except ImportError as exc:
         emit(event="error", kind="torch", message=f"{sys.executable} cannot import torch ({exc})")
-        return 0
+        return None
     try:  # the fork and everything it imports at start-up: checked before any model runs
         import ultralytics
         import ultralytics.nn.tasks  # noqa: F401
@@ -851,7 +858,7 @@ def main(argv: list[str]) -> int:
             f"{sys.executable} cannot import the fork at {tree}: {exc} (the fork needs the module {missing!r}). "
             f"Install the fork with its requirements into that environment: `{sys.executable} -m pip install -e {tree}`"
         ))
-        return 0
+        return None
 
     environment = {
         "release": ultralytics.__version__,
@@ -867,15 +874,25 @@ def main(argv: list[str]) -> int:
     for candidate in (ultralytics.__file__, outside):
         if candidate is not None and not inside(candidate, tree):
             emit(event="shadowed", file=candidate, release=release_of(candidate), preloaded=preloaded is not None)
-            return 0
+            return None
     if spec["device"] != "cpu":
         index = int(spec["device"])
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
             emit(event="error", kind="device", message=f"CUDA device {index} is not available to torch {torch.__version__} in {sys.executable}")
-            return 0
+            return None
+        environment["device_name"] = torch.cuda.get_device_name(index)
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     emit(event="environment", **environment)
+    return environment
+
+
+def main(argv: list[str]) -> int:
+    emit = event_stream()
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    tree = Path(spec["tree"]).resolve()
+    if open_fork(spec, emit) is None:
+        return 0
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as work:
         os.chdir(work)  # anything the fork writes (exports, settings of a run) lands here, not in the user's folder
         session = Session(tree, spec["device"], spec.get("export"), Path(work))

@@ -1,0 +1,210 @@
+"""`ultrapatch bench`: how fast each patched model is against its family's stock model, on this device.
+
+The timing runs in the fork's own interpreter (`patcher/verify/bench.py`, as verify's checks do); this side picks the
+models, starts it, shows its progress, and turns its figures into a table, a JSON report, and the plot's file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable
+
+from patcher.errors import UltrapatchError
+from patcher.tree import Tree
+from patcher.verify import ModelSpec, _shadow_message, fork_env
+
+SCRIPT = Path(__file__).with_name("verify") / "bench.py"
+
+
+def run(
+    tree: Tree,
+    specs: list[ModelSpec],
+    python: str,
+    device: str,
+    half: bool,
+    batches: list[int],
+    imgsz: int,
+    onnx: bool,
+    rounds: int,
+    plot: Path | None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """Time every model of `specs` against its stock model; the report `--json` prints."""
+    models = [{"name": s.name, "stock": s.stock, "task": s.template.task, "builder": s.template.builder} for s in specs]
+    spec = {
+        "tree": str(tree.root),
+        "device": device,
+        "half": half,
+        "batches": batches,
+        "imgsz": imgsz,
+        "onnx": onnx,
+        "rounds": rounds,
+        "plot": str(plot.resolve()) if plot else None,
+        "models": models,
+    }
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as scratch:
+        spec_file = Path(scratch) / "spec.json"
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        log = Path(tempfile.gettempdir()) / "ultrapatch-bench.log"
+        with open(log, "w", encoding="utf-8") as stderr_log:
+            process = subprocess.Popen(
+                [python, str(SCRIPT), str(spec_file)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fork_env(scratch), cwd=scratch,
+            )  # fmt: skip
+
+            def relay() -> None:  # the script's progress lines, as they come; the fork's own logging to the log file
+                for line in process.stderr:
+                    stderr_log.write(line)
+                    if line.startswith(tuple(m["name"] for m in models)) or line.startswith("  "):
+                        progress(line.rstrip())
+
+            relay_thread = threading.Thread(target=relay, daemon=True)
+            relay_thread.start()
+            environment, pairs = {}, []
+            for line in process.stdout:
+                event = json.loads(line)
+                kind = event.pop("event")
+                if kind == "environment":
+                    environment = event
+                    progress(
+                        f"timing {len(models)} model(s) against stock with {event['executable']} (torch "
+                        f"{event['torch']}, Ultralytics {event['release']}, device {event.get('device_name', device)})"
+                    )
+                elif kind == "shadowed":
+                    process.kill()
+                    raise UltrapatchError(_shadow_message(tree, python, event))
+                elif kind == "error":
+                    process.kill()
+                    raise UltrapatchError(event["message"] + ".")
+                elif kind == "pair":
+                    pairs.append(event)
+            process.wait()
+            relay_thread.join(timeout=5)
+        if process.returncode != 0 or len(pairs) != len(models):
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+            raise UltrapatchError(
+                f"the benchmark process in {python} stopped (exit {process.returncode}); the last lines of its log "
+                f"({log}):\n  " + "\n  ".join(tail)
+            )
+    return {
+        "release": environment.get("release"),
+        "torch": environment.get("torch"),
+        "python": environment.get("python"),
+        "device": device,
+        "device_name": environment.get("device_name", "cpu" if device == "cpu" else device),
+        "threads": environment.get("threads"),
+        "precision": "fp16" if half and device != "cpu" else "fp32",
+        "imgsz": imgsz,
+        "batches": batches,
+        "rounds": rounds,
+        "pairs": pairs,
+        "plot": str(plot) if plot else None,
+    }
+
+
+def verdict(pair: dict) -> str:
+    """The headline of a row: the latency ratio, and plainly whether the patched model is slower here."""
+    if "error" in pair:
+        return "could not be timed"
+    ratio = pair["ratio"]
+    latency, throughput, train = ratio.get("latency_ms"), ratio.get("throughput"), ratio.get("train_throughput")
+    slower = [
+        what
+        for what, worse in (
+            ("latency", latency is not None and latency > 1),
+            ("throughput", throughput is not None and throughput < 1),
+            ("training", train is not None and train < 1),
+        )
+        if worse
+    ]
+    head = f"{latency:.2f}x stock's latency"
+    if not slower:
+        return f"{head}: faster than stock on this device"
+    if len(slower) == 3:
+        return f"{head}: SLOWER than stock on this device in latency, throughput and training"
+    return f"{head}: SLOWER than stock on this device in {' and '.join(slower)}"
+
+
+def _figure(stats: dict | None, digits: int = 1) -> str:
+    if not stats:
+        return "-"
+    return f"{stats['median']:.{digits}f} (±{stats['iqr'] / 2:.{digits}f})"
+
+
+def format_table(report: dict) -> str:
+    pairs = report["pairs"]
+    small, large = report["batches"][0], report["batches"][-1]
+    onnx = any("onnx_latency_ms" in p.get("patched", {}) for p in pairs)
+    header = ["model", "params", "GFLOPs", "peak MB", f"ms b{small}", f"img/s b{large}", f"train img/s b{large}"]
+    if onnx:
+        header += [f"onnx ms b{small}", f"onnx img/s b{large}"]
+    rows = []
+    for pair in pairs:
+        if "error" in pair:
+            rows.append(([pair["name"], f"error: {pair['error']}"], None))
+            continue
+        for role in ("patched", "stock"):
+            m, ratio = pair[role], pair["ratio"]
+
+            def cell(key: str, text: str) -> str:
+                return f"{text} x{ratio[key]:.2f}" if role == "patched" and key in ratio else text
+
+            row = [
+                pair["name"] if role == "patched" else f"  stock {pair['stock_model']}",
+                cell("params", f"{m['params'] / 1e6:.2f}M"),
+                cell("gflops", f"{m['gflops']:.1f}"),
+                cell("peak_memory_mb", f"{m['peak_memory_mb']:.0f}"),
+                cell("latency_ms", _figure(m.get("latency_ms"))),
+                cell("throughput", _figure(m.get("throughput"))),
+                cell("train_throughput", _figure(m.get("train_throughput"))),
+            ]
+            if onnx:
+                row += [cell("onnx_latency_ms", _figure(m.get("onnx_latency_ms"))), cell("onnx_throughput", _figure(m.get("onnx_throughput")))]
+            rows.append((row, verdict(pair) if role == "patched" else None))
+    widths = [max(len(header[i]), *(len(r[i]) for r, _ in rows if len(r) > i)) for i in range(len(header))]
+    lines = [
+        f"Ultralytics {report['release']}, torch {report['torch']}, device {report['device_name']} "
+        f"({report['precision']}, {report['threads']} threads), {report['imgsz']}x{report['imgsz']} images; "
+        f"medians of {report['rounds']} interleaved rounds (± half the interquartile range); xN: patched / stock",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+    ]
+    for row, headline in rows:
+        if headline:
+            lines.append(f"{row[0]}: {headline}")
+            row = ["", *row[1:]]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    slower = [p["name"] for p in pairs if "SLOWER" in verdict(p)]
+    lines.append("")
+    if slower:
+        lines.append(f"slower than stock on this device: {', '.join(slower)}")
+    else:
+        lines.append("every patched model is at least as fast as its stock model on this device")
+    if report.get("plot"):
+        lines.append(f"plot: {report['plot']}")
+    return "\n".join(lines)
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        values = []
+    if not values or values[0] < 1:
+        raise UltrapatchError(f"--batch {text}: give batch sizes as positive whole numbers, e.g. 1,32.")
+    return values
+
+
+def check_plot_path(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() != ".png":
+        raise UltrapatchError(f"--plot {path}: give a .png file name.")
+    if not path.resolve().parent.is_dir():
+        raise UltrapatchError(f"--plot {path}: the folder {path.resolve().parent} does not exist.")
+
+

@@ -1,0 +1,292 @@
+"""`ultrapatch bench`: each patched model against its family's stock model at the same scale, timed in the fork's
+own interpreter.
+
+    python bench.py SPEC.json
+
+SPEC names the tree, the device, precision, batch sizes, image size, rounds, whether to time ONNX, where to draw the
+plot, and the models (each with its stock model). Events go to stdout, one JSON line each, as runner.py's do:
+`environment`, then one `pair` per model as it finishes, then `done`; progress lines go to stderr.
+
+Every figure is measured the same way for both models of a pair, and the two are interleaved: round after round,
+one run of each, in alternating order, so that whatever the machine does meanwhile (another job, a clock that
+throttles) lands on both and cancels out of their ratio. Times are medians of the rounds, after warm-up; on a GPU the
+device is synchronised before every clock reading.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from probe import synthetic_batch
+from runner import event_stream, open_fork
+
+WARMUP = 3
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, spec: dict, work: Path):
+        import torch
+
+        self.torch = torch
+        self.spec = spec
+        self.work = work
+        self.device = torch.device("cpu" if spec["device"] == "cpu" else f"cuda:{spec['device']}")
+        self.half = bool(spec.get("half")) and self.device.type == "cuda"
+        self.dtype = torch.float16 if self.half else torch.float32
+        self.imgsz = int(spec["imgsz"])
+        self.batches = sorted(set(int(b) for b in spec["batches"]))
+        self.rounds = int(spec.get("rounds") or 10)
+
+    # -- clocks ------------------------------------------------------------------------------------------------------
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def clock(self, run) -> float:
+        self.sync()
+        start = time.perf_counter()
+        run()
+        self.sync()
+        return time.perf_counter() - start
+
+    def interleaved(self, runs: dict, rounds: int) -> dict:
+        """{name: seconds of each round} for callables timed round after round, one run of each, alternating the
+        order every round; after WARMUP runs of each."""
+        for run in runs.values():
+            for _ in range(WARMUP):
+                run()
+        times = {name: [] for name in runs}
+        names = list(runs)
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else reversed(names):
+                times[name].append(self.clock(runs[name]))
+        return times
+
+    # -- the models --------------------------------------------------------------------------------------------------
+    def build(self, name: str, builder: str):
+        import ultralytics
+
+        wrapper = getattr(ultralytics, builder)(name)
+        return wrapper, wrapper.model
+
+    def images(self, n: int):
+        generator = self.torch.Generator().manual_seed(n)
+        return self.torch.rand(n, 3, self.imgsz, self.imgsz, generator=generator).to(self.device, self.dtype)
+
+    def inference_model(self, model):
+        """The model as predict runs it: fused, in eval mode, on the device, in the benchmark's precision."""
+        import copy
+
+        fused = copy.deepcopy(model).to(self.device).eval()
+        if hasattr(fused, "fuse"):
+            fused = fused.fuse(verbose=False)
+        return fused.to(self.dtype)
+
+    def peak_memory(self, model, image) -> float:
+        """MB allocated at the peak of one inference: CUDA's own counter on a GPU; on the CPU, the running sum of the
+        allocations and frees torch's profiler records for each operator."""
+        torch = self.torch
+        with torch.no_grad():
+            if self.device.type == "cuda":
+                self.sync()
+                torch.cuda.reset_peak_memory_stats(self.device)
+                base = torch.cuda.memory_allocated(self.device)
+                model(image)
+                self.sync()
+                return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                model(image)
+        events = sorted(
+            (e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage
+        )
+        level = peak = 0
+        for _, change in events:
+            level += change
+            peak = max(peak, level)
+        return peak / 2**20
+
+    def training_step(self, model, task: str, builder: str, batch_size: int):
+        """One optimiser step on a synthetic batch: forward with the loss, backward, SGD step."""
+        import copy
+
+        from ultralytics.cfg import get_cfg
+
+        torch = self.torch
+        trained = copy.deepcopy(model).to(self.device).float().train()
+        trained.args = get_cfg()
+        trained.nc = trained.yaml.get("nc", 80)
+        batch = synthetic_batch(torch, task, (self.imgsz, self.imgsz), images=batch_size)
+        batch = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
+        optimizer = torch.optim.SGD([p for p in trained.parameters() if p.requires_grad], lr=1e-6)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss = trained.loss(batch)[0]
+            loss.sum().backward()
+            optimizer.step()
+
+        return step
+
+    def onnx_session(self, wrapper, batch: int):
+        """The fork's own ONNX export of the model (dynamic batch), in onnxruntime on the CPU (or CUDA when
+        onnxruntime has it and the device is a GPU)."""
+        import onnxruntime
+
+        path = wrapper.export(format="onnx", imgsz=self.imgsz, dynamic=True, batch=batch, simplify=False, verbose=False)
+        providers = ["CPUExecutionProvider"]
+        if self.device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        session = onnxruntime.InferenceSession(str(path), providers=providers)
+        name = session.get_inputs()[0].name
+        return lambda array: session.run(None, {name: array})
+
+    # -- one pair ----------------------------------------------------------------------------------------------------
+    def pair(self, spec: dict) -> dict:
+        from ultralytics.utils.torch_utils import get_flops
+
+        torch = self.torch
+        result = {"name": spec["name"], "stock_model": spec["stock"], "task": spec["task"], "builder": spec["builder"]}
+        built = {}
+        for role in ("patched", "stock"):
+            name = spec["name"] if role == "patched" else spec["stock"]
+            wrapper, model = self.build(name, spec["builder"])
+            built[role] = (wrapper, model)
+            result[role] = {
+                "model": name,
+                "params": sum(p.numel() for p in model.parameters()),
+                "gflops": round(float(get_flops(model, self.imgsz) or 0.0), 3),
+            }
+        say(f"  {spec['name']} and {spec['stock']}: built")
+        inference = {role: self.inference_model(model) for role, (_, model) in built.items()}
+        small, large = self.batches[0], self.batches[-1]
+        with torch.no_grad():
+            one, many = self.images(small), self.images(large)
+            for role, model in inference.items():
+                result[role]["peak_memory_mb"] = round(self.peak_memory(model, one), 1)
+            times = self.interleaved({role: (lambda m=m: m(one)) for role, m in inference.items()}, self.rounds)
+            for role, t in times.items():
+                result[role]["latency_ms"] = stats([1000 * x for x in t])
+                result[role]["latency_batch"] = small
+            say(f"  {spec['name']}: latency at batch {small} timed")
+            if large != small:
+                times = self.interleaved({role: (lambda m=m: m(many)) for role, m in inference.items()}, max(3, self.rounds // 2))
+            for role, t in times.items():
+                result[role]["throughput"] = stats([large / x for x in t])
+                result[role]["throughput_batch"] = large
+        say(f"  {spec['name']}: throughput at batch {large} timed")
+        train_batch = large
+        steps = {role: self.training_step(model, spec["task"], spec["builder"], train_batch) for role, (_, model) in built.items()}
+        times = self.interleaved(steps, max(3, self.rounds // 2))
+        for role, t in times.items():
+            result[role]["train_throughput"] = stats([train_batch / x for x in t])
+            result[role]["train_batch"] = train_batch
+        say(f"  {spec['name']}: a training step at batch {train_batch} timed")
+        if self.spec.get("onnx"):
+            sessions = {role: self.onnx_session(wrapper, large) for role, (wrapper, _) in built.items()}
+            one_np, many_np = self.images(small).float().cpu().numpy(), self.images(large).float().cpu().numpy()
+            times = self.interleaved({r: (lambda s=s: s(one_np)) for r, s in sessions.items()}, self.rounds)
+            for role, t in times.items():
+                result[role]["onnx_latency_ms"] = stats([1000 * x for x in t])
+            times = self.interleaved({r: (lambda s=s: s(many_np)) for r, s in sessions.items()}, max(3, self.rounds // 2))
+            for role, t in times.items():
+                result[role]["onnx_throughput"] = stats([large / x for x in t])
+            say(f"  {spec['name']}: ONNX timed")
+        result["ratio"] = ratios(result["patched"], result["stock"])
+        return result
+
+
+def stats(values: list[float]) -> dict:
+    """The median, with the spread: the lowest and highest value, and the interquartile range."""
+    ordered = sorted(values)
+    quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
+    return {
+        "median": round(statistics.median(ordered), 4),
+        "min": round(ordered[0], 4),
+        "max": round(ordered[-1], 4),
+        "iqr": round(quartiles[2] - quartiles[0], 4),
+        "runs": len(ordered),
+    }
+
+
+def ratios(patched: dict, stock: dict) -> dict:
+    """Patched over stock for every figure both have (a time above 1 is slower, a throughput below 1 is slower)."""
+    result = {}
+    for key, value in patched.items():
+        other = stock.get(key)
+        if isinstance(value, dict) and isinstance(other, dict):
+            value, other = value["median"], other["median"]
+        if isinstance(value, (int, float)) and isinstance(other, (int, float)) and other and key.endswith(
+            ("params", "gflops", "memory_mb", "latency_ms", "throughput")
+        ):
+            result[key] = round(value / other, 3)
+    return result
+
+
+def plot(pairs: list[dict], path: str, device: str) -> None:
+    """Latency at the first batch size against parameters, each patched model beside its stock model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5.5))
+    for k, pair in enumerate(pairs):
+        colour = f"C{k % 10}"
+        p, s = pair["patched"], pair["stock"]
+        xs = [p["params"] / 1e6, s["params"] / 1e6]
+        ys = [p["latency_ms"]["median"], s["latency_ms"]["median"]]
+        axes.plot(xs, ys, color=colour, linestyle=":", linewidth=1)
+        axes.scatter(xs[:1], ys[:1], color=colour, marker="o", label=Path(pair["name"]).stem)
+        axes.scatter(xs[1:], ys[1:], color=colour, marker="s", facecolors="none")
+        axes.errorbar(xs[0], ys[0], yerr=[[ys[0] - p["latency_ms"]["min"]], [p["latency_ms"]["max"] - ys[0]]], color=colour)
+        axes.errorbar(xs[1], ys[1], yerr=[[ys[1] - s["latency_ms"]["min"]], [s["latency_ms"]["max"] - ys[1]]], color=colour)
+    axes.set_xlabel("parameters (millions)")
+    batch = pairs[0]["patched"]["latency_batch"] if pairs else 1
+    axes.set_ylabel(f"latency at batch {batch} (ms, median, min-max)")
+    axes.set_title(f"patched (o) against stock (square), device {device}")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str]) -> int:
+    emit = event_stream()
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    environment = open_fork(spec, emit)
+    if environment is None:
+        return 0
+    pairs = []
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as work:
+        import os
+
+        os.chdir(work)  # the ONNX exports, and anything else the fork writes, land here
+        bench = Bench(spec, Path(work))
+        for model in spec["models"]:
+            say(f"{model['name']} against {model['stock']}")
+            try:
+                result = bench.pair(model)
+            except Exception as exc:  # noqa: BLE001 - a model that cannot be timed is reported, the others go on
+                result = {"name": model["name"], "stock_model": model["stock"], "error": f"{type(exc).__name__}: {exc}"[:400]}
+            pairs.append(result)
+            emit(event="pair", **result)
+    if spec.get("plot"):
+        plot([p for p in pairs if "error" not in p], spec["plot"], environment.get("device_name", spec["device"]))
+    emit(event="done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
