@@ -280,7 +280,7 @@ def _echo_revert_notes(plan, err: bool) -> None:
 
 def _verify(
     tree: Tree, specs: list, python: str, device: str, export: str | None, as_json: bool, jobs: int | None = None,
-    whole: bool = True, threads: int | None = None, stock: bool | None = None,
+    whole: bool = True, threads: int | None = None, stock: bool | None = None, ddp: int | None = None,
 ) -> None:
     python = verifier.check_python(python)
     note = verifier.variants_note(tree, specs) if whole else None  # a --model selection is the user's own choice
@@ -288,6 +288,8 @@ def _verify(
         click.echo(note, err=True)
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
     report = verifier.run(tree, specs, python, device, export, jobs, progress=progress, threads=threads)
+    if ddp:
+        verifier.add_ddp(report, tree, specs, ddp, python, device, progress)
     if whole if stock is None else stock:  # by default, a run over the whole tree checks every stock model too
         report.stock = verifier.check_stock_models(tree, python, progress)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
@@ -307,17 +309,19 @@ def _verify(
 @click.option("--threads", type=click.IntRange(1, 256), help="Threads per process [default: the cores --jobs allows, shared].")
 @click.option("--stock/--no-stock", default=None,
               help="Also build every stock model of the release, patched and unpatched, and compare [default: without --model].")
+@click.option("--ddp", "ddp", type=click.IntRange(2, 64), metavar="N",
+              help="Also train each model for two steps in N ranks under torch.distributed (gloo on the CPU, nccl on GPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 def verify(
     path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, jobs: int | None,
-    threads: int | None, stock: bool | None, as_json: bool,
+    threads: int | None, stock: bool | None, ddp: int | None, as_json: bool,
 ) -> None:
     """Build, run, train, reload and fuse every installed model in the fork's own interpreter; exit 1 on a failure."""
     if device != "cpu" and not device.isdigit():
         raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
     tree = find_tree(path)
     tree.refuse_if_compromised()
-    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads, stock)
+    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads, stock, ddp)
 
 
 @cli.command()

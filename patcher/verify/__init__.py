@@ -272,6 +272,63 @@ def run(
     return VerifyReport(environment, [results[i] for i in range(len(specs))])
 
 
+DDP_SCRIPT = Path(__file__).with_name("ddp.py")
+DDP_SIZE = 128  # the training batches' image size: DDP's bookkeeping does not depend on it
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str, name: str | None = None) -> dict:
+    """verify's `ddp` check on one model: `ranks` processes under torch.distributed.run in the fork's interpreter
+    (ddp.py); the verdict of the first rank that fails, or a pass."""
+    import time
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-ddp-") as scratch:
+        report = Path(scratch) / "ranks"
+        report.mkdir()
+        spec_file = Path(scratch) / "spec.json"
+        spec_file.write_text(json.dumps({
+            "tree": str(tree.root), "device": device, "name": name or spec.name, "builder": spec.template.builder,
+            "task": spec.template.task, "imgsz": DDP_SIZE, "report": str(report),
+        }), encoding="utf-8")  # fmt: skip
+        env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
+        command = [python, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(ranks),
+                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(DDP_SCRIPT), str(spec_file)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=scratch, timeout=1800)
+        verdicts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(report.glob("rank-*.json"))]
+    seconds = round(time.perf_counter() - started, 2)
+    failed = [v for v in verdicts if v["status"] != "pass"]
+    if failed:
+        return {"status": "fail", "reason": failed[0]["reason"], "seconds": seconds}
+    if done.returncode != 0 or len(verdicts) != ranks:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        return {"status": "fail", "reason": f"torch.distributed.run exited {done.returncode}: {tail[:400]}", "seconds": seconds}
+    return {"status": "pass", "reason": verdicts[0]["reason"], "seconds": seconds}
+
+
+def add_ddp(report: VerifyReport, tree: Tree, specs: list[ModelSpec], ranks: int, python: str, device: str,
+            progress: Callable[[str], None] = lambda line: None) -> None:
+    """Run the ddp check on every model that built, and put it in the report beside the other checks."""
+    for spec, model in zip(specs, report.models):
+        if model["checks"].get("build", {}).get("status") != "pass":
+            model["checks"]["ddp"] = {"status": "skip", "reason": "the model did not build", "seconds": 0.0}
+            continue
+        model["checks"]["ddp"] = verdict = check_ddp(tree, spec, ranks, python, device)
+        if verdict["status"] == "fail":  # the stock model in the same ranks: a failure of both is the environment's
+            stock = check_ddp(tree, spec, ranks, python, device, name=spec.stock)
+            if stock["status"] == "fail":
+                verdict.update(status="environment", reason=f"the stock {spec.stock} fails this check too: {stock['reason']}")
+        model["ok"] = model["ok"] and verdict["status"] != "fail"
+        progress(f"ddp {spec.name}: {'ok' if verdict['status'] == 'pass' else 'FAIL'} in {verdict['seconds']} s")
+
+
 def fork_env(scratch: str) -> dict:
     """The environment of a process that runs in the fork: offline (no timm download either), its own settings
     folder, no bytecode written."""
