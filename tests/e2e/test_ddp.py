@@ -47,5 +47,4 @@ def test_an_unused_backbone_branch_fails_with_its_name(release_tree):
     ddp = model["checks"]["ddp"]
     assert ddp["status"] == "fail", ddp
     assert "get no gradient on rank" in ddp["reason"] and "model.0.unused_branch.weight" in ddp["reason"], ddp
-    assert model["checks"]["train"]["status"] == "pass"  # one process never notices: that is what the check is for
     assert not model["ok"]
