@@ -71,13 +71,30 @@ class Context:
         return tuple(files.values())
 
 
+class Edited:
+    """A file's text as a libcst module an edit returned, generated only when something reads it as text: the
+    edits of one file hand its tree on to each other, and the file is generated once, not once per edit (each
+    generation of tasks.py costs what a parse does)."""
+
+    __slots__ = ("module", "_code")
+
+    def __init__(self, module: cst.Module):
+        self.module, self._code = module, None
+
+    @property
+    def code(self) -> str:
+        if self._code is None:
+            self._code = self.module.code
+        return self._code
+
+
 class Workspace:
     """The tree's files as in-memory text. Edits read and write here; only the planner touches the disk."""
 
     def __init__(self, root: Path, overlay: dict[str, bytes | None] | None = None):
         self.root = root
         self._overlay = overlay or {}  # contents to read instead of the disk's (None: absent), e.g. a file's original
-        self._texts: dict[str, str | None] = {}
+        self._texts: dict[str, str | Edited | None] = {}
         self._originals: dict[str, str | None] = {}
         self.raw: dict[str, bytes | None] = {}  # each file's bytes as read
         self.encodings: dict[str, str] = {}  # each file's encoding, to write it back in
@@ -93,11 +110,12 @@ class Workspace:
                 text, self.encodings[rel] = textio.decode(rel, data)
             self.raw[rel] = data
             self._texts[rel] = self._originals[rel] = text
-        return self._texts[rel]
+        current = self._texts[rel]
+        return current.code if isinstance(current, Edited) else current
 
     def encoded(self, rel: str) -> bytes:
         """The current text of `rel` in the file's own encoding (UTF-8 for a new file)."""
-        text = self._texts[rel]
+        text = self.read(rel)
         assert text is not None
         return textio.encode(text, self.encodings.get(rel, "utf-8"))
 
@@ -108,8 +126,22 @@ class Workspace:
         if module is not None:
             self._parsed[rel] = (text, module)
 
+    def present(self, rel: str) -> bool:
+        """Whether `rel` exists (on disk, in the overlay, or written here), without generating an edited text."""
+        if rel not in self._texts:
+            self.read(rel)
+        return self._texts[rel] is not None
+
+    def edit(self, rel: str, module: cst.Module) -> None:
+        """Make `module` (an edited tree of `rel`'s current module) the file's content; its text is generated when
+        first read."""
+        self.present(rel)  # remember the original first
+        self._texts[rel] = Edited(module)
+
     def module(self, rel: str) -> cst.Module:
         """The current text of `rel` parsed by libcst; UnreadableFile, with the line, when it is not valid Python."""
+        if isinstance(current := self._texts.get(rel), Edited):
+            return current.module
         text = self.read(rel)
         assert text is not None
         cached = self._parsed.get(rel)
@@ -123,17 +155,27 @@ class Workspace:
     def snapshot(self) -> dict[str, str | None]:
         return dict(self._texts)
 
-    def changed_since(self, snapshot: dict[str, str | None]) -> bool:
-        """Whether any text differs from `snapshot` (a file first read after it counts as it was on disk)."""
-        return any(text != snapshot.get(rel, self._originals[rel]) for rel, text in self._texts.items())
+    def changed_since(self, snapshot: dict) -> bool:
+        """Whether any file differs from `snapshot` (a file first read after it counts as it was on disk). An edited
+        module is a change when it is another tree than before: an edit returns the very module it was given when it
+        has nothing to do."""
+        for rel, now in self._texts.items():
+            then = snapshot.get(rel, self._originals[rel])
+            if isinstance(now, Edited) or isinstance(then, Edited):
+                if now is not then:
+                    return True
+            elif now != then:
+                return True
+        return False
 
     def changes(self) -> list[tuple[str, str | None, str]]:
         """(path, original text or None for a new file, new text) for every file that differs from the disk."""
-        return [
-            (rel, self._originals[rel], text)
-            for rel, text in sorted(self._texts.items())
-            if text is not None and text != self._originals[rel]
-        ]
+        result = []
+        for rel in sorted(self._texts):
+            text = self.read(rel)
+            if text is not None and text != self._originals[rel]:
+                result.append((rel, self._originals[rel], text))
+        return result
 
 
 class Edit(ABC):
@@ -154,15 +196,14 @@ class SourceEdit(Edit):
     optional: ClassVar[bool] = False
 
     def apply(self, files: Workspace, ctx: Context) -> None:
-        text = files.read(self.target)
-        if text is None:
+        if not files.present(self.target):
             if self.optional:
                 raise NotInRelease(f"no {self.target}")
             raise AnchorMissing(self.target, "", "the file", "Is the tree complete?")
         module = files.module(self.target)
         new = self.transform(module, ctx)
-        if new is not module and (code := new.code) != text:
-            files.write(self.target, code, new)
+        if new is not module:
+            files.edit(self.target, new)
 
     @abstractmethod
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
