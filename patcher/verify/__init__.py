@@ -304,7 +304,8 @@ def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str,
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=scratch, timeout=1800)
         verdicts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(report.glob("rank-*.json"))]
     seconds = round(time.perf_counter() - started, 2)
-    failed = [v for v in verdicts if v["status"] != "pass"]
+    # a rank's own finding before a rank's crash ("rank K: ..."), which may only echo another rank's exit
+    failed = sorted((v for v in verdicts if v["status"] != "pass"), key=lambda v: v["reason"].startswith("rank "))
     if failed:
         return {"status": "fail", "reason": failed[0]["reason"], "seconds": seconds}
     if done.returncode != 0 or len(verdicts) != ranks:

@@ -77,11 +77,15 @@ def main(argv: list[str]) -> int:
             loss = ddp(batch)[0]
             loss.sum().backward()
             unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-            if unused:
+            everyone = [None] * world  # every rank learns what every rank found before any of them stops: a rank
+            dist.all_gather_object(everyone, unused)  # that left early would break the others' collectives
+            found = next(((k, names) for k, names in enumerate(everyone) if names), None)
+            if found:
+                k, names = found
                 return report(
                     status="fail",
                     reason=(
-                        f"{len(unused)} parameter(s) get no gradient on rank {rank} (e.g. {', '.join(unused[:3])}): "
+                        f"{len(names)} parameter(s) get no gradient on rank {k} (e.g. {', '.join(names[:3])}): "
                         f"DistributedDataParallel without find_unused_parameters stops at the next step"
                     ),
                 )
