@@ -19,6 +19,7 @@ from patcher.tree import Tree
 from patcher.verify import ModelSpec, _shadow_message, fork_env
 
 SCRIPT = Path(__file__).with_name("verify") / "bench.py"
+PROGRESS = "[bench] "  # the prefix of the script's progress lines
 
 
 def run(
@@ -60,8 +61,8 @@ def run(
             def relay() -> None:  # the script's progress lines, as they come; the fork's own logging to the log file
                 for line in process.stderr:
                     stderr_log.write(line)
-                    if line.startswith(tuple(m["name"] for m in models)) or line.startswith("  "):
-                        progress(line.rstrip())
+                    if line.startswith(PROGRESS):
+                        progress(line[len(PROGRESS) :].rstrip())
 
             relay_thread = threading.Thread(target=relay, daemon=True)
             relay_thread.start()

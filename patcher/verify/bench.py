@@ -28,8 +28,11 @@ from runner import event_stream, open_fork
 WARMUP = 3
 
 
+PROGRESS = "[bench] "  # how this script's progress lines stand out from the fork's own logging on stderr
+
+
 def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(PROGRESS + line, file=sys.stderr, flush=True)
 
 
 class Bench:
