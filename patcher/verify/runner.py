@@ -769,9 +769,9 @@ class Session:
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
             package = missing_package(exc)
-            if package:  # a backbone's own dependency (timm) that this interpreter lacks: the patch is not the cause
+            if package:  # a dependency this interpreter lacks (timm for a TimmBackbone, onnxscript for an export): not the patch
                 return "environment", (
-                    f"{package} is not installed in {sys.executable}, and the backbone needs it: "
+                    f"{package} is not installed in {sys.executable}, and this check needs it: "
                     f"`{sys.executable} -m pip install {package}`"
                 )
             reason = explain(exc, self.tree, spec["variant"])
