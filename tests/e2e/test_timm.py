@@ -36,8 +36,12 @@ def assert_every_check_passes(report: dict, version: str, export: bool) -> None:
     allowed_skips = {"distill", "weights", "export"} if not export else {"distill", "weights"}
     for model in report["models"]:
         for check, verdict in model["checks"].items():
-            if verdict["status"] == "environment":  # releases to 8.3.100 call np.trapz, which numpy 2.4 lacks
-                assert check == "val" and "np.trapz" in verdict["reason"], (model["name"], verdict)
+            if verdict["status"] == "environment":  # releases to 8.3.100 call np.trapz, which numpy 2.4 lacks;
+                # an export the stock model fails too, or one whose exporter needs onnxscript (8.3.40, torch 2.14)
+                known = "np.trapz" in verdict["reason"] if check == "val" else check == "export" and (
+                    "the stock" in verdict["reason"] or "onnxscript is not installed" in verdict["reason"]
+                )
+                assert known, (model["name"], check, verdict)
                 continue
             assert verdict["status"] == "pass" or (verdict["status"] == "skip" and check in allowed_skips), (
                 model["name"],
