@@ -132,14 +132,15 @@ class Backbone:
         return module_text(self.module_file)
 
     @cached_property
-    def variants(self) -> tuple[str, ...]:
-        """The names in the installed YAMLs' file names, one YAML per family and task each."""
-        return public_names(self.source)
-
-    @property
     def classes(self) -> tuple[str, ...]:
         """The classes tasks.py imports and parse_model's backbone branch builds."""
         return public_names(self.source)
+
+    @cached_property
+    def variants(self) -> tuple[str, ...]:
+        """The names in the installed YAMLs' file names, one YAML per family and task each: the classes themselves,
+        except for a timm model (one class, TimmBackbone, and the model's name)."""
+        return self.classes
 
     def row(self, variant: str) -> str:
         """The module and arguments of a YAML's backbone row."""

@@ -119,12 +119,10 @@ class Workspace:
         assert text is not None
         return textio.encode(text, self.encodings.get(rel, "utf-8"))
 
-    def write(self, rel: str, text: str, module: cst.Module | None = None) -> None:
-        """Replace the text of `rel`; `module`, when given, is the libcst tree that `text` is the code of."""
+    def write(self, rel: str, text: str) -> None:
+        """Replace the text of `rel` (an edited libcst tree goes through `edit`)."""
         self.read(rel)  # remember the original first
         self._texts[rel] = text
-        if module is not None:
-            self._parsed[rel] = (text, module)
 
     def present(self, rel: str) -> bool:
         """Whether `rel` exists (on disk, in the overlay, or written here), without generating an edited text."""
