@@ -220,41 +220,68 @@ def run(
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as scratch:
         env = fork_env(scratch)
         spec_file = Path(scratch) / "spec.json"
+        memory = memory_limit(jobs) if device == "cpu" else None
         spec_file.write_text(
-            json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads}), encoding="utf-8"
+            json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads, "memory": memory}),
+            encoding="utf-8",
         )
-        processes, logs = [], []
-        for k in range(jobs):
-            logs.append(Path(tempfile.gettempdir()) / ("ultrapatch-verify.log" if k == 0 else f"ultrapatch-verify-{k + 1}.log"))
-            with open(logs[-1], "w", encoding="utf-8") as log:
+        processes: list[subprocess.Popen] = []
+        logs = [Path(tempfile.gettempdir()) / ("ultrapatch-verify.log" if k == 0 else f"ultrapatch-verify-{k + 1}.log") for k in range(jobs)]
+        progress_of: list[dict] = [{} for _ in range(jobs)]  # per process: the check under way, and the verdicts so far
+        started = [False] * jobs  # per process: whether it got past start-up (its environment event)
+
+        def start(k: int, mode: str = "w") -> None:
+            with open(logs[k], mode, encoding="utf-8") as log:
                 process = subprocess.Popen(
                     [python, str(RUNNER), str(spec_file)],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=scratch,
                 )  # fmt: skip
-            processes.append(process)
+            if k < len(processes):
+                processes[k] = process
+            else:
+                processes.append(process)
+            started[k], progress_of[k] = False, {}
             threading.Thread(target=_pump, args=(k, process, events), daemon=True).start()
             _hand_out(process, waiting, running[k], specs)
+
+        for k in range(jobs):
+            start(k)
         try:
             alive = len(processes)
             while alive:
                 k, event = events.get()
                 if event is None:
+                    if running[k] and started[k]:  # it died during a model: that model fails, a fresh process goes on
+                        processes[k].wait()
+                        index = running[k].popleft()
+                        results[index] = died(specs[index], processes[k].returncode, progress_of[k], environment, logs[k], memory)
+                        progress(_progress_line(len(results), len(specs), results[index]))
+                        if waiting:
+                            with open(logs[k], "a", encoding="utf-8") as log:
+                                log.write(f"\n--- a fresh process after {specs[index].name} ---\n")
+                            start(k, "a")
+                            continue
                     alive -= 1
                     continue
                 kind = event.pop("event")
-                if kind == "environment" and not environment:
-                    environment = event
-                    progress(
-                        f"verifying {len(specs)} model(s) in {jobs} process(es) with {event['executable']} "
-                        f"(Python {event['python']}, torch {event['torch']}, Ultralytics {event['release']}, "
-                        f"device {device})"
-                    )
+                if kind == "environment":
+                    started[k] = True
+                    if not environment:
+                        environment = event
+                        progress(
+                            f"verifying {len(specs)} model(s) in {jobs} process(es) with {event['executable']} "
+                            f"(Python {event['python']}, torch {event['torch']}, Ultralytics {event['release']}, "
+                            f"device {device})"
+                        )
                 elif kind == "shadowed":
                     raise UltrapatchError(_shadow_message(tree, python, event))
                 elif kind == "error":
                     raise UltrapatchError(event["message"] + ".")
+                elif kind == "checking":
+                    progress_of[k] = event
                 elif kind == "model":
                     results[running[k].popleft()] = event
+                    progress_of[k] = {}
                     progress(_progress_line(len(results), len(specs), event))
                     _hand_out(processes[k], waiting, running[k], specs)
         finally:
@@ -270,6 +297,57 @@ def run(
                     f"{specs[running[k][0]].name}; the last lines of its log ({logs[k]}):\n  " + "\n  ".join(tail)
                 )
     return VerifyReport(environment, [results[i] for i in range(len(specs))])
+
+
+def memory_limit(jobs: int) -> int | None:
+    """Bytes of data one verification process may hold on the CPU: nine tenths of the machine's memory shared among
+    the processes, at least 6 GiB. A check that asks for more gets an allocation error, which fails that check with a
+    reason, where the kernel's out-of-memory killer would end the process (and maybe another program). None where
+    the machine's memory is unknown (no /proc/meminfo)."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text(encoding="ascii")
+    except OSError:
+        return None
+    found = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.MULTILINE)
+    if found is None:
+        return None
+    return max(6 << 30, int(int(found.group(1)) * 1024 * 0.9 / max(1, jobs)))
+
+
+def died(spec: ModelSpec, code: int | None, under_way: dict, environment: dict, log: Path, memory: int | None) -> dict:
+    """The report of a model whose process ended in the middle of it: the checks it finished keep their verdicts, the
+    one under way fails with how the process ended, and the rest are skipped."""
+    if code is not None and code < 0:
+        how = f"was killed by signal {-code}"
+        if -code == 9:
+            how += " (SIGKILL: most likely the kernel's out-of-memory killer"
+            how += f"; each process may hold {memory / (1 << 30):.1f} GiB, and `--jobs 1` gives one process more)" if memory else ")"
+    else:
+        how = f"exited with code {code}"
+    tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:] if log.exists() else []
+    current = under_way.get("check")
+    checks = {name: dict(verdict) for name, verdict in (under_way.get("checks") or {}).items()}
+    order = list(environment.get("checks") or []) or list(checks) + ([current] if current else [])
+    for name in order:
+        if name in checks:
+            continue
+        if name == current or (current is None and not checks):
+            reason = f"the verification process {how} during this check" + (f"; its log ends: {tail[-1][:200]}" if tail else "")
+            checks[name] = {"status": "fail", "reason": reason, "seconds": 0.0}
+            current = name
+        else:
+            checks[name] = {"status": "skip", "reason": f"the verification process {how} during {current}", "seconds": 0.0}
+    return {
+        **{k: v for k, v in spec.to_json().items() if k in ("name", "yaml", "family", "task")},
+        "backbone": spec.variant,
+        "ok": False,
+        "layers": None,
+        "params": None,
+        "gflops": None,
+        "stock": {"name": spec.stock},
+        "checks": checks,
+        "seconds": under_way.get("seconds", 0.0),
+    }
 
 
 DDP_SCRIPT = Path(__file__).with_name("ddp.py")

@@ -184,6 +184,8 @@ def explain(exc: BaseException, tree: Path, variant: str = "") -> str:
             f"parse_model does not know {variant}: ultralytics/nn/tasks.py does not import it "
             f"(run `ultrapatch apply`){where(exc, tree)}"
         )
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text:
+        return f"it ran out of memory{_memory_limit()}: {text.splitlines()[0][:200]}{where(exc, tree)}"
     if "trapz" in text:
         import numpy
 
@@ -199,10 +201,24 @@ def explain(exc: BaseException, tree: Path, variant: str = "") -> str:
     return f"{first_line[:300]}{where(exc, tree)}"
 
 
+def _memory_limit() -> str:
+    try:
+        import resource
+    except ImportError:
+        return ""
+    soft = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return (
+        f" (this verification process may hold {soft / (1 << 30):.1f} GiB: nine tenths of the machine's memory shared "
+        f"among the processes; `--jobs 1` gives one process all of it)"
+    )
+
+
 class Session:
     """The fork, the device, and what has been learned about each stock model."""
 
-    def __init__(self, tree: Path, device: str, export: str | None, workdir: Path):
+    def __init__(self, tree: Path, device: str, export: str | None, workdir: Path, emit=None):
         import torch
         import ultralytics
 
@@ -215,11 +231,40 @@ class Session:
         self.stock: dict[str, dict] = {}
         self.stock_checks: dict[tuple[str, str], tuple[str, str]] = {}
         self.datasets: dict[str, str] = {}  # the synthetic validation sets written so far: what val(data=...) takes
+        self.emit = emit  # `checking` events go to the parent, which reports a model whose process dies in a check
 
     # -- building and running ---------------------------------------------------------------------------------------
     def build(self, name: str, builder: str):
         wrapper = getattr(self.ultralytics, builder)(name)
+        for layer in wrapper.model.model:
+            if type(layer).__name__ == "TimmBackbone" and layer.pretrained is None:
+                self.settle_statistics(layer)
         return wrapper, wrapper.model.to(self.device)
+
+    def settle_statistics(self, backbone) -> None:
+        """Give a timm backbone with random weights the BatchNorm statistics of its own maps, as pretrained weights
+        bring theirs. timm's random initialisation leaves running_mean 0 and running_var 1, and some models grow their
+        activations by orders of magnitude through the stages in eval mode (mobileone_s0's maps reach ~1e9): every
+        class then clears validation's confidence threshold and the OBB NMS compares ~25,000 boxes pairwise (GiBs),
+        and an export's float rounding exceeds any tolerance. Statistics from two synthetic batches (a cumulative
+        average) keep the maps near unit scale, as a trained or pretrained backbone has them. Only the statistics
+        change: the weights check still compares with timm's own model holding the same state dict."""
+        torch = self.torch
+        norms = [m for m in backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        momentum = [m.momentum for m in norms]
+        was_training = backbone.training
+        try:
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # a cumulative average over the batches below
+            backbone.train()
+            with torch.no_grad():
+                for seed in (1, 2):
+                    backbone(torch.rand(2, 3, *COMPARE_SIZE, generator=torch.Generator().manual_seed(seed)))
+        finally:
+            for m, value in zip(norms, momentum):
+                m.momentum = value
+            backbone.train(was_training)
 
     def image(self, h: int, w: int, n: int = 1, device=None):
         if str(device) == "meta":
@@ -342,7 +387,11 @@ class Session:
                 f"{difference:.2%} of their largest value; BatchNorm (eps, momentum) in the model: {norms}, in timm's: "
                 f"{theirs}"
             )
-        return f"{backbone.weights}; maps equal timm's own {name} with the same weights (largest difference {difference:.1e})"
+        settled = "; BatchNorm statistics from two synthetic batches" if backbone.pretrained is None else ""
+        return (
+            f"{backbone.weights}{settled}; maps equal timm's own {name} with the same weights "
+            f"(largest difference {difference:.1e})"
+        )
 
     def check_forward(self, model, spec: dict, facts: dict) -> str:
         facts["observed"] = seen = self.observe(model, spec["builder"], spec["task"])
@@ -729,6 +778,8 @@ class Session:
         model = None
         for check in CHECKS:
             t = time.perf_counter()
+            if self.emit is not None:
+                self.emit(event="checking", check=check, checks=report["checks"], seconds=round(t - started, 2))
             if check == "build":
                 status, reason = self.run_check(check, spec, facts, lambda: self.build(spec["name"], spec["builder"]))
                 built = facts.pop("model", None)
@@ -868,6 +919,7 @@ def open_fork(spec: dict, emit) -> dict | None:
         "threads": spec.get("threads") or torch.get_num_threads(),
         "ultralytics_file": ultralytics.__file__,
         "installed": outside,
+        "checks": list(CHECKS),
     }
     for candidate in (ultralytics.__file__, outside):
         if candidate is not None and not inside(candidate, tree):
@@ -885,15 +937,34 @@ def open_fork(spec: dict, emit) -> dict | None:
     return environment
 
 
+def limit_memory(limit: int | None) -> None:
+    """Cap this process's data (heap and anonymous mappings) at `limit` bytes: past it an allocation fails with an
+    error the check reports, instead of the kernel killing the process. CPU only (the parent passes None for CUDA,
+    whose driver maps memory of its own); never raises a limit that is already lower."""
+    if not limit:
+        return
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
 def main(argv: list[str]) -> int:
     emit = event_stream()
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     tree = Path(spec["tree"]).resolve()
     if open_fork(spec, emit) is None:
         return 0
+    limit_memory(spec.get("memory"))
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as work:
         os.chdir(work)  # anything the fork writes (exports, settings of a run) lands here, not in the user's folder
-        session = Session(tree, spec["device"], spec.get("export"), Path(work))
+        session = Session(tree, spec["device"], spec.get("export"), Path(work), emit)
         for line in sys.stdin:  # one model a line, handed out as earlier ones finish; the end of input ends the run
             if line.strip():
                 emit(event="model", **session.verify(json.loads(line)))

@@ -51,6 +51,7 @@ def assert_every_check_passes(report: dict, version: str, export: bool) -> None:
         weights = model["checks"]["weights"]
         assert weights["status"] == "pass" and "maps equal timm's own" in weights["reason"], weights
         assert "random weights (ULTRAPATCH_TIMM_PRETRAINED=0)" in weights["reason"]  # verify downloaded nothing
+        assert "BatchNorm statistics from two synthetic batches" in weights["reason"]
         assert "60 backbone parameters" in model["checks"]["freeze"]["reason"] or "backbone parameters frozen" in model[
             "checks"
         ]["freeze"]["reason"]
@@ -71,6 +72,8 @@ def run_matrix(release_tree, version: str, patterns: list[str], export: bool) ->
 def test_timm_backbones_pass_every_check(release_tree, version):
     whole = WHOLE[version]
     patterns = [f"*-{whole}", f"*-timm_{whole}"] + [f"yolo11n-{m}" for m in MODELS if m != whole]
+    if version == "8.4.190":  # random-init mobileone_s0's maps reach ~1e9 in eval mode unless verify settles its
+        patterns.append("yolo11n-obb-mobileone_s0")  # BatchNorm statistics: then OBB validation's NMS ran out of memory
     report = run_matrix(release_tree, version, patterns, export=False)
     names = {m["name"] for m in report["models"]}
     families = {"8.3.40": 12, "8.4.190": 13}[version]  # every family and task the release has

@@ -333,3 +333,75 @@ def test_jobs_1_uses_one_core(release_tree):
     assert report["threads"] == 1 and report["models"][0]["ok"]
     report = verify_json(tree, "--model", "yolov8n-cls-MobileNetV2", "--jobs", "1", "--threads", "2")
     assert report["threads"] == 2
+
+
+KILL_ONCE = '''
+
+import os as _os
+import signal as _signal
+
+_forward = MobileNetV3.forward
+
+
+def _dies_once_in_validation(self, x):
+    if tuple(x.shape[-2:]) in ((160, 192), (192, 160)) and _os.path.exists({marker!r}):  # val's rectangular batches
+        _os.remove({marker!r})
+        _os.kill(_os.getpid(), _signal.SIGKILL)  # as the kernel's out-of-memory killer ends a process
+    return _forward(self, x)
+
+
+MobileNetV3.forward = _dies_once_in_validation
+'''
+
+
+def test_a_process_killed_in_a_check_costs_only_that_model(release_tree, tmp_path):
+    """The kernel kills a verification process in the middle of a model (out of memory): that model fails at the
+    check under way, with how the process ended, and a fresh process verifies the rest."""
+    tree = release_tree(RELEASE)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
+    marker = tmp_path / "kill-once"
+    marker.write_text("")
+    module = tree / "ultralytics/nn/AddModules/MobileNetV3.py"
+    module.write_text(module.read_text() + KILL_ONCE.format(marker=str(marker)))
+    models = ("yolo11n-MobileNetV3_small_n", "yolov8n-MobileNetV3_small_n")
+    result = verify(tree, *(a for m in models for a in ("--model", m)), "--jobs", "1", "--json")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert not marker.exists()  # it did die once
+    dead, alive = sorted(report["models"], key=lambda m: m["ok"])
+    assert alive["ok"] and all(s in ("pass", "skip") for s in statuses(alive).values()), alive
+    checks = statuses(dead)
+    assert list(checks) == list(statuses(alive))  # the same columns, in the same order
+    assert checks["val"] == "fail" and checks["export"] == "skip"
+    assert all(checks[c] == "pass" for c in ("build", "forward", "strides", "train", "checkpoint", "fuse")), checks
+    reason = dead["checks"]["val"]["reason"]
+    assert "the verification process was killed by signal 9 (SIGKILL: most likely the kernel's out-of-memory" in reason
+    assert "was killed by signal 9" in dead["checks"]["export"]["reason"]
+
+
+def test_a_check_past_the_memory_limit_fails_with_a_sentence():
+    """verify caps each process's data on the CPU: an allocation past the cap is an error the check reports (here
+    in a plain process with runner's limit and explain), where the kernel would kill the process."""
+    probe = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import runner, torch\n"
+        "runner.limit_memory(3 << 30)\n"
+        "try:\n    torch.ones(4 << 30, dtype=torch.uint8)\n"
+        "except Exception as exc:\n    print(runner.explain(exc, Path('.')))\n"
+        "else:\n    print('allocated')\n"
+    )
+    folder = Path(__file__).resolve().parents[2] / "patcher" / "verify"
+    out = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("it ran out of memory (this verification process may hold 3.0 GiB"), out.stdout
+    assert "`--jobs 1` gives one process all of it" in out.stdout
+
+
+def test_the_memory_limit_shares_the_machine_among_the_processes():
+    from patcher.verify import memory_limit
+
+    one, two = memory_limit(1), memory_limit(2)
+    if one is None:
+        pytest.skip("no /proc/meminfo")
+    assert one >= 6 << 30 and two >= 6 << 30
+    assert one >= two and (one <= 6 << 30 or abs(one - 2 * two) <= 2 or two == 6 << 30)
