@@ -15,13 +15,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import git
-
 from patcher.errors import UltrapatchError
 from patcher.tree import compromised_notice, format_version, parse_version
 
 CACHE_ENV = "ULTRAPATCH_SDIST_CACHE"
-AUTHOR = git.Actor("ultrapatch", "ultrapatch@localhost")
+AUTHOR = ("ultrapatch", "ultrapatch@localhost")  # name, email of the release commits
 
 
 def sdist_name(version: str) -> str:
@@ -81,6 +79,8 @@ ARTEFACTS = ("/*.egg-info/", "/build/", "/dist/", "__pycache__/", "*.py[cod]")
 
 def commit_all(dest: Path, message: str) -> str:
     """`git init`, exclude the packaging artefacts, add everything else, commit; the new commit's hash."""
+    import git  # GitPython takes ~30 ms to import: only the commands that run git import it
+
     repo = git.Repo.init(dest)
     exclude = dest / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
@@ -88,10 +88,10 @@ def commit_all(dest: Path, message: str) -> str:
         handle.write("# build and install artefacts (ultrapatch fetch)\n" + "".join(f"{line}\n" for line in ARTEFACTS))
     repo.git.add(A=True)
     env = {
-        "GIT_AUTHOR_NAME": AUTHOR.name,
-        "GIT_AUTHOR_EMAIL": AUTHOR.email,
-        "GIT_COMMITTER_NAME": AUTHOR.name,
-        "GIT_COMMITTER_EMAIL": AUTHOR.email,
+        "GIT_AUTHOR_NAME": AUTHOR[0],
+        "GIT_AUTHOR_EMAIL": AUTHOR[1],
+        "GIT_COMMITTER_NAME": AUTHOR[0],
+        "GIT_COMMITTER_EMAIL": AUTHOR[1],
     }
     with repo.git.custom_environment(**env):
         repo.git.commit("-q", "--no-verify", "-m", message)

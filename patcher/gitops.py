@@ -6,14 +6,19 @@ has no uncommitted changes to report and cannot take `--commit`.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING
 
 from patcher.errors import UltrapatchError
 
+if TYPE_CHECKING:  # GitPython takes ~30 ms to import: only the commands that run git import it
+    import git
+
 
 def repository(root: Path) -> git.Repo | None:
+    import git
+
     try:
         return git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -26,18 +31,32 @@ def _pathspecs(repo: git.Repo, root: Path, rels: list[str]) -> list[str]:
 
 
 def uncommitted(root: Path, rels: list[str]) -> list[str]:
-    """Those of `rels` (tree-relative) whose working copy differs from the last commit."""
-    repo = repository(root)
-    if repo is None or not rels:
+    """Those of `rels` (tree-relative) whose working copy differs from the last commit. Asked of git directly (two
+    short commands, ~10 ms): every apply asks, and GitPython's import and repository set-up cost 7 times that."""
+    if not rels:
         return []
-    specs = dict(zip(_pathspecs(repo, root, rels), rels))
-    out = repo.git.status("--porcelain", "-z", "--untracked-files=all", "--", *specs)
-    changed = {entry[3:] for entry in out.split("\0") if len(entry) > 3}
-    return [rel for spec, rel in specs.items() if spec in changed]
+    prefix = _git(root, "rev-parse", "--show-prefix")  # the tree's folder inside its repository ("" at the top)
+    if prefix is None:  # not in a repository, or no git: nothing is uncommitted
+        return []
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", *rels)
+    changed = {entry[3:] for entry in (out or "").split("\0") if len(entry) > 3}
+    base = prefix.strip()
+    return [rel for rel in rels if base + rel in changed]
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """git's output for `args` run in `root`; None when git fails there (not a repository) or is not installed."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, encoding="utf-8")
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def committed(root: Path, rev: str, rel: str) -> bytes | None:
     """The bytes of `rel` (tree-relative) in commit `rev`; None outside a repository, or where it has no such file."""
+    import git
+
     repo = repository(root)
     if repo is None:
         return None
@@ -50,6 +69,8 @@ def committed(root: Path, rev: str, rel: str) -> bytes | None:
 
 def check_can_commit(root: Path, rels: list[str]) -> None:
     """Bad input, before anything is written, when `--commit` cannot make a commit of ultrapatch's files alone."""
+    import git
+
     repo = repository(root)
     if repo is None:
         raise UltrapatchError(f"--commit needs a git repository, and {root} is not in one; apply without --commit.")

@@ -77,9 +77,12 @@ def bytes_diff(rel: str, old: bytes | None, new: bytes | None) -> str:
     return file_diff(rel, text(old), text(new))
 
 
-def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str, bytes | None] | None = None) -> Plan:
+def make_plan(
+    tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str, bytes | None] | None = None, texts: bool = True
+) -> Plan:
     """Run `edits` in order on one in-memory copy of the tree; each sees the text the previous ones left. `overlay`
-    gives texts to start from instead of the disk's; the plan's changes are then relative to those."""
+    gives texts to start from instead of the disk's; the plan's changes are then relative to those. `texts=False`:
+    the reports alone (what `status` asks), without generating the edited files' texts."""
     files = Workspace(tree.root, overlay)
     plan = Plan(tree)
     for edit in edits:
@@ -93,8 +96,9 @@ def make_plan(tree: Tree, edits: Sequence[Edit], ctx: Context, overlay: dict[str
             plan.reports.append(Report(edit, Status.FAILED, str(exc)))
             continue
         plan.reports.append(Report(edit, Status.APPLIED if files.changed_since(before) else Status.ALREADY))
-    plan.changes = files.changes()
-    plan.raw = {rel: (files.raw[rel], files.encoded(rel)) for rel, _old, _new in plan.changes}
+    if texts:
+        plan.changes = files.changes()
+        plan.raw = {rel: (files.raw[rel], files.encoded(rel)) for rel, _old, _new in plan.changes}
     return plan
 
 

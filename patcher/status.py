@@ -29,7 +29,8 @@ def backbone_state(
     tree: Tree, backbone: Backbone, overlay: dict | None = None, ours: frozenset[str] = frozenset()
 ) -> tuple[str, str]:
     """'installed', 'partly installed', 'not installed' or 'conflict', with a detail."""
-    plan = make_plan(tree, [e for e in EDITS if e.name in PER_BACKBONE], Context(tree.release, (backbone,), ours), overlay)
+    edits = [e for e in EDITS if e.name in PER_BACKBONE]
+    plan = make_plan(tree, edits, Context(tree.release, (backbone,), ours), overlay, texts=False)
     if plan.failed:
         return "conflict", plan.failed[0].detail
     states = {r.status for r in plan.reports if r.status is not Status.NOT_IN_RELEASE}
@@ -58,7 +59,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     )
     backbones = [(b, *backbone_state(tree, b, overlay, ours)) for b in (*BACKBONES.values(), *timm_models)]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
-    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values()), ours), overlay)
+    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values()), ours), overlay, texts=False)
     return {
         "release": tree.release_text,
         "root": str(tree.root),

@@ -71,6 +71,25 @@ class Context:
         return tuple(files.values())
 
 
+_PARSED: dict[str, cst.Module] = {}  # text -> module, for every plan of this process: libcst's trees are immutable
+_PARSED_KEPT = 16
+
+
+def parsed(rel: str, text: str) -> cst.Module:
+    """`text` (the content of `rel`) parsed by libcst, once per process: `status` plans once per backbone and then
+    for all of them, and each plan reads the same files. UnreadableFile, with the line, when it is not valid Python."""
+    module = _PARSED.get(text)
+    if module is None:
+        try:
+            module = cst.parse_module(text)
+        except cst.ParserSyntaxError as exc:
+            raise textio.syntax_error(rel, text, exc.message) from None
+        if len(_PARSED) >= _PARSED_KEPT:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[text] = module
+    return module
+
+
 class Edited:
     """A file's text as a libcst module an edit returned, generated only when something reads it as text: the
     edits of one file hand its tree on to each other, and the file is generated once, not once per edit (each
@@ -144,10 +163,7 @@ class Workspace:
         assert text is not None
         cached = self._parsed.get(rel)
         if cached is None or cached[0] is not text:
-            try:
-                self._parsed[rel] = (text, cst.parse_module(text))
-            except cst.ParserSyntaxError as exc:
-                raise textio.syntax_error(rel, text, exc.message) from None
+            self._parsed[rel] = (text, parsed(rel, text))
         return self._parsed[rel][1]
 
     def snapshot(self) -> dict[str, str | None]:

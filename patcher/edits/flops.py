@@ -9,10 +9,10 @@ profile the full image.
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
-from patcher.edits.shapes import assigns, find_all, top_level_function
+from patcher.edits.shapes import assigns, find_all, replace, top_level_function
 
 TORCH_UTILS = "ultralytics/utils/torch_utils.py"
 THOP_PROFILE = m.Call(func=m.Attribute(value=m.Name("thop"), attr=m.Name("profile")))
@@ -49,10 +49,10 @@ class FullSizeFlops(SourceEdit):
                     fallback = list(stmt.handlers[0].body.body)  # type: ignore[attr-defined]
                     lines = (*stmt.leading_lines, *fallback[0].leading_lines)
                     statements[i : i + 1] = [fallback[0].with_changes(leading_lines=lines), *fallback[1:]]
-                    return module.deep_replace(node, node.with_changes(body=statements))  # type: ignore[return-value]
+                    return replace(module, node, node.with_changes(body=statements))  # type: ignore[return-value]
         for call in calls:
             kept = [arg for arg in call.args if not (arg.keyword and arg.keyword.value in PROXY_KEYWORDS)]
             if len(kept) != len(call.args):
                 kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                new = new.deep_replace(call, call.with_changes(args=kept))  # type: ignore[assignment]
+                new = replace(new, call, call.with_changes(args=kept))  # type: ignore[assignment]
         return new

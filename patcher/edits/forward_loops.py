@@ -23,7 +23,7 @@ No layer built by the patched fork has that attribute: the path is taken for old
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit
 from patcher.edits.shapes import (

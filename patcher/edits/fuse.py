@@ -15,7 +15,7 @@ left as it is (8.4.0 guards it with `if True:`, the others with `if not self.is_
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import TASKS, find_all, index_of, method, parse, replace_within, top_level_class

@@ -16,7 +16,7 @@ YAML index without one, so none is added, and a hand-applied one is left as it i
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import (
@@ -26,6 +26,7 @@ from patcher.edits.shapes import (
     index_of,
     parse,
     parse_model_parts,
+    replace,
     replace_within,
     with_body,
 )
@@ -81,7 +82,7 @@ def _with_names(test: cst.BaseExpression, names: list[str]) -> cst.BaseExpressio
     elements[-1] = elements[-1].with_changes(comma=between)
     elements += [cst.Element(cst.Name(name), comma=between) for name in names]
     elements[-1] = elements[-1].with_changes(comma=closing)
-    return test.deep_replace(container, container.with_changes(elements=elements))  # type: ignore[return-value]
+    return replace(test, container, container.with_changes(elements=elements))  # type: ignore[return-value]
 
 
 def _set_literal(names: list[str]) -> str:

@@ -25,7 +25,7 @@ own `TorchVision` + `Index` rows (8.3.59+) use the same representation. Five cha
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import (
@@ -41,6 +41,7 @@ from patcher.edits.shapes import (
     index_of,
     parse,
     parse_model_parts,
+    replace,
     replace_within,
     statement,
     with_body,
@@ -134,7 +135,7 @@ class IndexShift(SourceEdit):
         if not m.matches(first.value, SHIFTED):
             return statements
         value = assign.value.with_changes(elements=[first.with_changes(value=cst.Name("i")), *assign.value.elements[1:]])
-        return [*statements[:at], statements[at].deep_replace(assign, assign.with_changes(value=value)), *statements[at + 1 :]]
+        return [*statements[:at], replace(statements[at], assign, assign.with_changes(value=value)), *statements[at + 1 :]]
 
     def _save(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         at = index_of(statements, SAVE_EXTEND)
@@ -142,7 +143,7 @@ class IndexShift(SourceEdit):
             raise AnchorMissing(self.target, WHERE, "`save.extend(x % i for x in ...)`")
         new = statements[at]
         for node in find_all(new, SHIFTED_MOD):
-            new = new.deep_replace(node, node.with_changes(right=cst.Name("i")))  # type: ignore[assignment]
+            new = replace(new, node, node.with_changes(right=cst.Name("i")))  # type: ignore[assignment]
         return [*statements[:at], new, *statements[at + 1 :]]
 
     def _maps(self, statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:

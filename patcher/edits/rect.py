@@ -8,10 +8,10 @@ same way. A trainer file without the expression is "not in this release".
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit
-from patcher.edits.shapes import call_to, find_all
+from patcher.edits.shapes import call_to, find_all, replace
 
 RECT_VAL = m.Arg(keyword=m.Name("rect"), value=m.Comparison(left=m.Name("mode"), comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.SimpleString())]))
 RECT_FALSE = m.Arg(keyword=m.Name("rect"), value=m.Name("False"))
@@ -36,5 +36,5 @@ class RectFalse(SourceEdit):
             raise AnchorMissing(self.target, f"{self.trainer}.build_dataset", '`build_yolo_dataset(..., rect=mode == "val", ...)`')
         new = module
         for arg in to_edit:
-            new = new.deep_replace(arg, arg.with_changes(value=cst.Name("False")))
+            new = replace(new, arg, arg.with_changes(value=cst.Name("False")))
         return new  # type: ignore[return-value]

@@ -20,7 +20,7 @@ Only `nn.Module` subclasses are admitted either way, which is all the backbone f
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit
 from patcher.edits.shapes import TASKS, find_all, index_of, method, parse, replace_within, statement, top_level_class

@@ -1,15 +1,18 @@
 """Finders and matchers for the constructs the edits anchor on, shared by several edits.
 
-Everything here matches code by its shape (libcst matchers), never by line numbers or exact text, so each release's
+Everything here matches code by its shape (node patterns, `match.py`), never by line numbers or exact text, so each release's
 own formatting, comments and signatures are left alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cache
 
 import libcst as cst
-import libcst.matchers as m
+
+from patcher.edits import match as m
+from patcher.edits.match import field_names
 
 TASKS = "ultralytics/nn/tasks.py"
 
@@ -62,23 +65,83 @@ def with_body(node: cst.CSTNode, statements: Sequence[cst.BaseStatement]) -> cst
 
 
 def replace_within(module: cst.Module, top: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
-    """`module` with `old` (a node inside the top-level statement `top`) replaced by `new`.
-
-    `Module.deep_replace` rebuilds every node of a 2,000-line tasks.py; this rebuilds only `top`.
-    """
-    replaced = new if top is old else top.deep_replace(old, new)
+    """`module` with `old` (a node inside the top-level statement `top`) replaced by `new`."""
+    replaced = new if top is old else replace(top, old, new)
     return module.with_changes(body=tuple(replaced if stmt is top else stmt for stmt in module.body))
 
 
+# Fields that hold only whitespace, comments, parentheses and separators: no edit looks for anything inside them.
+LAYOUT = ("whitespace", "leading_lines", "lines_after_decorators", "lpar", "rpar", "header", "footer", "comma", "semicolon")
+
+
+@cache
+def code_fields(node_type: type) -> tuple[str, ...]:
+    """A node type's fields that can hold code (not LAYOUT)."""
+    return tuple(name for name in field_names(node_type) if not name.startswith(LAYOUT))
+
+
+def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The nodes of code `node` holds, field by field (whitespace, comments and separators left out). libcst's own
+    `node.children` rebuilds `node` to list them: walking a module through it cost most of an apply's edits."""
+    for name in code_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                if isinstance(item, cst.CSTNode):
+                    yield item
+
+
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """Every node under `node`, depth first, `node` included."""
-    yield node
-    for child in node.children:
-        yield from walk(child)
+    """Every node of code under `node`, depth first, `node` included (children in field order)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(list(children(current))))
 
 
-def find_all(node: cst.CSTNode, matcher: m.BaseMatcherNode) -> list[cst.CSTNode]:
-    return [n for n in walk(node) if m.matches(n, matcher)]
+def find_all(node: cst.CSTNode, matcher: m.Pattern) -> list[cst.CSTNode]:
+    """Every node under `node` (included) that `matcher`, a node pattern, matches."""
+    wanted = matcher.node_type
+    return [n for n in walk(node) if type(n) is wanted and m.matches(n, matcher)]
+
+
+def path_to(root: cst.CSTNode, target: cst.CSTNode) -> list[tuple[cst.CSTNode, str, int | None]] | None:
+    """How to reach `target` (the very node, of code) from `root`: (parent, field, index in the field or None) per
+    step, from the root down; None when `target` is not under `root`."""
+    if root is target:
+        return []
+    for name in code_fields(type(root)):
+        value = getattr(root, name)
+        if isinstance(value, cst.CSTNode):
+            below = path_to(value, target)
+            if below is not None:
+                return [(root, name, None), *below]
+        elif isinstance(value, (tuple, list)):
+            for index, item in enumerate(value):
+                if isinstance(item, cst.CSTNode):
+                    below = path_to(item, target)
+                    if below is not None:
+                        return [(root, name, index), *below]
+    return None
+
+
+def replace(root: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
+    """`root` with the node `old` (the very node, found by identity) replaced by `new`: only the nodes on the path
+    down to it are rebuilt, where libcst's `deep_replace` rebuilds every node of `root`."""
+    path = path_to(root, old)
+    if path is None:
+        raise ValueError(f"{type(old).__name__} is not inside this {type(root).__name__}")
+    node = new
+    for parent, name, index in reversed(path):
+        if index is None:
+            node = parent.with_changes(**{name: node})
+        else:
+            items = getattr(parent, name)
+            node = parent.with_changes(**{name: (*items[:index], node, *items[index + 1 :])})
+    return node
 
 
 def statement(matcher: m.BaseMatcherNode) -> m.SimpleStatementLine:

@@ -24,10 +24,10 @@ The probe in 8.4.100+'s SemanticSegmentationModel is for models ultrapatch insta
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
-from patcher.edits.shapes import TASKS, assigns, find_all, index_of, parse, replace_within, statement, top_level_class
+from patcher.edits.shapes import TASKS, assigns, find_all, index_of, parse, replace, replace_within, statement, top_level_class
 
 PROBE = assigns("s", m.Integer() | m.IfExp(body=m.Integer("640"), orelse=m.Integer("256")))
 CONDITIONAL = 's = 640 if any(hasattr(layer, "width_list") for layer in self.model) else 256'
@@ -56,7 +56,7 @@ class StrideProbe(SourceEdit):
             if isinstance(assign.value, cst.Integer) and assign.value.value not in ("256", "640"):
                 continue  # a probe size of the user's
             if not assign.deep_equals(conditional):
-                new = new.deep_replace(line, line.with_changes(body=[conditional]))
+                new = replace(new, line, line.with_changes(body=[conditional]))
         new = self._guard(new)
         return module if new is cls else replace_within(module, cls, cls, new)
 
@@ -73,9 +73,9 @@ class StrideProbe(SourceEdit):
             if statements[guarded].body[0].deep_equals(line.body[0]):  # type: ignore[attr-defined]
                 return cls
             statements[guarded] = statements[guarded].with_changes(body=line.body)  # type: ignore[attr-defined]
-            return cls.deep_replace(block, block.with_changes(body=statements))  # type: ignore[return-value]
+            return replace(cls, block, block.with_changes(body=statements))  # type: ignore[return-value]
         at = index_of(statements, STRIDES)
         if at is None:
             raise AnchorMissing(self.target, "DetectionModel.__init__", "`m.stride = torch.tensor(...)  # forward`")
         statements[at : at + 1] = [parse(BEFORE), statements[at], parse(AFTER)]
-        return cls.deep_replace(block, block.with_changes(body=statements))  # type: ignore[return-value]
+        return replace(cls, block, block.with_changes(body=statements))  # type: ignore[return-value]

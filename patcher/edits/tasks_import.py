@@ -9,7 +9,7 @@ name; an explicit import from an earlier apply gets the missing names added to i
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import TASKS, parse

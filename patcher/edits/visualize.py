@@ -13,10 +13,12 @@ A release whose function already tests for a tensor, or that has none here, is "
 
 from __future__ import annotations
 
-import libcst as cst
-import libcst.matchers as m
+import re
 
-from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit
+import libcst as cst
+from patcher.edits import match as m
+
+from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit, Workspace
 from patcher.edits.shapes import body_of, find_all, index_of, parse, replace_within, top_level_function, with_body
 
 PLOTTING = "ultralytics/utils/plotting.py"
@@ -27,12 +29,21 @@ TENSOR_TEST = m.Call(
 OURS = m.If(test=m.UnaryOperation(operator=m.Not(), expression=TENSOR_TEST))
 GUARD = "if not isinstance(x, torch.Tensor):  # a backbone's list of maps: its BackboneMap layers draw each\n    return\n"
 HEADS_LOOP = m.For(target=m.Name("m"))
+# A top-level `def feature_visualization(` starts a line: a file without one needs no parse (plotting.py is ~1,500
+# lines, and 8.4.x has no such function).
+DEFINED = re.compile(r"^(?:async[ \t]+)?def[ \t]+feature_visualization\b", re.MULTILINE)
 
 
 class TensorsOnly(SourceEdit):
     name = "visualize"
     target = PLOTTING
     description = "feature_visualization: draw tensors only, skip a backbone's list of maps (8.1.x)"
+
+    def apply(self, files: Workspace, ctx: Context) -> None:
+        text = files.read(self.target)
+        if text is not None and not DEFINED.search(text):
+            raise NotInRelease(f"no feature_visualization in {self.target}")
+        super().apply(files, ctx)
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
         func = top_level_function(module, "feature_visualization")

@@ -14,7 +14,7 @@ Every stock YAML builds as before: its arguments raised no SyntaxError, or it wo
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, SourceEdit
 from patcher.edits.shapes import TASKS, find_all, parse_model_parts, replace_within
