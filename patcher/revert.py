@@ -26,7 +26,7 @@ from patcher.planner import bytes_diff, edited_originals
 from patcher.transaction import Transaction
 from patcher.tree import Tree
 
-BACKUP_SUFFIX = ".ultrapatch-backup"
+BACKUP_SUFFIX = records.BACKUP_SUFFIX
 
 
 @dataclass

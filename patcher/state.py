@@ -23,6 +23,7 @@ from patcher import __version__
 from patcher.errors import UltrapatchError
 from patcher.planner import write_atomic
 
+BACKUP_SUFFIX = ".ultrapatch-backup"  # `revert --force` keeps a user's version of a file under <file> + this
 STATE_DIR = ".ultrapatch"
 STATE_FILE = f"{STATE_DIR}/state.json"
 SCHEMA = 2  # 1: `written` held the bytes last written, the user's changes included (the defect schema 2 fixes)
