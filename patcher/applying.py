@@ -52,6 +52,7 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
         return ApplyPlan(plan, record or records.State(tree.release_text))
     if record is None:  # the first apply: the files as they are now are the originals
         record = records.State(tree.release_text, [b.name for b in backbones])
+        record.exclude_added = records.excluded(tree.root, present=True) is not None  # else the line is the user's
         result = ApplyPlan(plan, record)
         for rel, (original, new) in plan.raw.items():
             record.note_original(tree.root, rel, original)

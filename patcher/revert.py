@@ -93,7 +93,7 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
         if result != current:
             plan.writes[rel] = result
     if remaining:
-        record = records.State(state.release, remaining, commit=state.commit)
+        record = records.State(state.release, remaining, commit=state.commit, exclude_added=state.exclude_added)
         for rel, old in state.files.items():
             if wanted[rel] != old.original and rel not in plan.kept:  # still edited (or created) by ultrapatch
                 record.files[rel] = records.FileRecord(old.original, wanted[rel] or b"")

@@ -50,6 +50,7 @@ class State:
     files: dict[str, FileRecord] = field(default_factory=dict)
     created_dirs: list[str] = field(default_factory=list)
     commit: str | None = None  # the commit `apply --commit` made
+    exclude_added: bool = True  # ultrapatch added `/.ultrapatch/` to .git/info/exclude (False: the line was the user's)
 
     def note_original(self, root: Path, rel: str, original: bytes | None) -> None:
         """A file apply is about to write: its first original is kept, so revert goes back to before any apply."""
@@ -85,6 +86,7 @@ class State:
                 },
                 "created_dirs": sorted(set(self.created_dirs)),
                 "commit": self.commit,
+                "exclude_added": self.exclude_added,
             },
             indent=2,
         )
@@ -114,9 +116,11 @@ class State:
                     raise ValueError(f"no text of ultrapatch's for {rel}")
                 files[rel] = FileRecord(original, ours)
             state = cls(str(data["release"]), list(data["backbones"]), files, list(data.get("created_dirs", [])),
-                        data.get("commit"))
+                        data.get("commit"), data.get("exclude_added", True))  # fmt: skip
             if not all(isinstance(b, str) for b in state.backbones) or not all(isinstance(d, str) for d in state.created_dirs):
                 raise ValueError("backbones and created_dirs must be lists of names")
+            if not isinstance(state.exclude_added, bool):
+                raise ValueError("exclude_added must be true or false")
         except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
             raise DamagedRecord(_damaged(where, f"its content is not a record ({type(exc).__name__}: {exc})")) from None
         return state

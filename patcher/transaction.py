@@ -84,7 +84,10 @@ class Transaction:
         replaceable: a failure there (permission, immutable flag, read-only file system, no space) removes what was
         staged and the journal, and the tree is as it was. Then the renames, which need no space: should one fail
         anyway, the files already replaced are put back."""
-        exclude = records.excluded(root, present=self.record is not None)  # git status stays clean of our folder
+        # git status stays clean of our folder; a full revert takes the line out only where apply put it in
+        exclude = records.excluded(root, present=True) if self.record is not None else (
+            records.excluded(root, present=False) if _added_exclude(root) else None
+        )
         if exclude is not None:
             self.before[records.EXCLUDE_FILE] = _sha(_read(root / records.EXCLUDE_FILE))
             self.writes[records.EXCLUDE_FILE] = exclude
@@ -153,6 +156,15 @@ class Transaction:
         write_point(root / JOURNAL)
         (root / JOURNAL).unlink()
         crash_point()
+
+
+def _added_exclude(root: Path) -> bool:
+    """Whether the record on disk says ultrapatch added the exclude line (a record from before it said so: yes)."""
+    try:
+        previous = records.load(root)
+    except records.DamagedRecord:
+        return True
+    return previous is None or previous.exclude_added
 
 
 def _refuse_links(root: Path, rels: list[str]) -> None:

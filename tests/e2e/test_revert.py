@@ -47,6 +47,25 @@ def test_apply_then_revert_is_byte_identical(release_tree, version):
     assert not (tree / ".ultrapatch").exists()
 
 
+@pytest.mark.parametrize("theirs", [False, True], ids=["added-by-apply", "the-users-own"])
+def test_revert_gives_back_the_exclude_file_as_it_was(release_tree, theirs):
+    """apply adds `/.ultrapatch/` to .git/info/exclude so that git status stays clean; a full revert takes it out
+    only where apply put it in: a user's own line (before any apply) stays, through partial and full reverts."""
+    tree = release_tree("8.4.190")
+    exclude = tree / ".git" / "info" / "exclude"
+    if theirs:
+        exclude.write_bytes(exclude.read_bytes() + b"/.ultrapatch/\n*.onnx\n")
+    before = exclude.read_bytes()
+    assert invoke("apply", str(tree), "-b", "mobilenetv3", "-b", "mobilenetv2").exit_code == 0
+    assert exclude.read_bytes().count(b"/.ultrapatch/") == 1
+    assert ".ultrapatch" not in git_status(tree)
+    assert invoke("revert", str(tree), "--backbone", "mobilenetv2").exit_code == 0  # a partial revert keeps the line
+    assert b"/.ultrapatch/" in exclude.read_bytes()
+    assert invoke("revert", str(tree)).exit_code == 0
+    assert exclude.read_bytes() == before
+    assert git_status(tree) == ""
+
+
 def test_revert_with_nothing_recorded_is_bad_input(release_tree):
     tree = release_tree("8.4.190")
     result = invoke("revert", str(tree))
