@@ -53,3 +53,26 @@ def test_variants_note_names_a_glob_for_one_variant():
     chosen = [s.name for s in every if _matches(s.name, (glob,))]
     assert chosen == [s.name for s in every if s.variant == "MobileNetV2"]  # not MobileNetV2_tv's
     assert variants_note(tree, [s for s in every if s.variant == "MobileOne_s0"]) is None
+
+
+def test_a_model_whose_process_died_keeps_the_verdicts_it_had(tmp_path):
+    from patcher.verify import died
+
+    log = tmp_path / "verify.log"
+    log.write_text("building...\nFatal Python error: Segmentation fault\n")
+    order = ["build", "forward", "train", "val"]
+    under_way = {"check": "train", "checks": {"build": {"status": "pass", "reason": "", "seconds": 1.0},
+                                              "forward": {"status": "fail", "reason": "shapes", "seconds": 2.0}},
+                 "seconds": 3.5}  # fmt: skip
+    report = died(spec("yolo11-detect", "n"), -11, under_way, {"checks": order}, log, 6 << 30)
+    assert list(report["checks"]) == order and not report["ok"] and report["seconds"] == 3.5
+    assert report["checks"]["forward"] == {"status": "fail", "reason": "shapes", "seconds": 2.0}
+    train = report["checks"]["train"]
+    assert train["status"] == "fail" and train["reason"].startswith("the verification process was killed by signal 11")
+    assert "SIGKILL" not in train["reason"] and "its log ends: Fatal Python error: Segmentation fault" in train["reason"]
+    assert report["checks"]["val"] == {
+        "status": "skip", "reason": "the verification process was killed by signal 11 during train", "seconds": 0.0
+    }
+    exited = died(spec("yolo11-detect", "n"), 3, {}, {"checks": order}, tmp_path / "missing.log", None)
+    assert exited["checks"]["build"]["reason"] == "the verification process exited with code 3 during this check"
+    assert {c["status"] for name, c in exited["checks"].items() if name != "build"} == {"skip"}
