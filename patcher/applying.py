@@ -31,9 +31,9 @@ class ApplyPlan:
     fresh: list[str] = field(default_factory=list)  # files this apply is the first to write: their text is the original
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # file: the regions where the user's changes overlap
 
-    def diff(self) -> str:
-        """A `git apply`-able unified diff of the writes."""
-        return "".join(bytes_diff(rel, self.current[rel], data) for rel, data in sorted(self.writes.items()))
+    def diff(self) -> bytes:
+        """A `git apply`-able unified diff of the writes, each file's in its own encoding."""
+        return b"".join(bytes_diff(rel, self.current[rel], data) for rel, data in sorted(self.writes.items()))
 
     @property
     def before(self) -> dict[str, str | None]:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from patcher import textio
 from patcher.edits.base import Context, Edit, EditError, NotInRelease, Status, Workspace
 from patcher.tree import Tree
 
@@ -54,27 +53,29 @@ class Plan:
 
 
 def file_diff(rel: str, old: str | None, new: str | None) -> str:
-    """A `git apply`-able unified diff of one file; None on either side is a file that does not exist there."""
-    lines = difflib.unified_diff(
-        [] if old is None else old.splitlines(keepends=True),
-        [] if new is None else new.splitlines(keepends=True),
-        "/dev/null" if old is None else f"a/{rel}",
-        "/dev/null" if new is None else f"b/{rel}",
-    )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    """A `git apply`-able unified diff of one file's texts; None on either side is a file that does not exist there."""
+    encode = lambda text: None if text is None else text.encode("utf-8")  # noqa: E731
+    return bytes_diff(rel, encode(old), encode(new)).decode("utf-8")
 
 
-def bytes_diff(rel: str, old: bytes | None, new: bytes | None) -> str:
-    """`file_diff` of two contents of `rel`, each read in the file's own encoding."""
-    def text(data: bytes | None) -> str | None:
+def bytes_diff(rel: str, old: bytes | None, new: bytes | None) -> bytes:
+    """A `git apply`-able unified diff of one file's bytes, in the file's own encoding: git compares bytes, so a
+    Latin-1 file's diff must carry Latin-1 bytes. Lines end at b"\n" only, as git's do (a form feed, U+2028 or a
+    lone \r inside a line does not end it, as it would for str.splitlines)."""
+
+    def lines(data: bytes | None) -> list[str]:
         if data is None:
-            return None
-        try:
-            return textio.decode(rel, data)[0]
-        except textio.UnreadableFile:
-            return data.decode("utf-8", errors="replace")
+            return []
+        parts = data.split(b"\n")
+        found = [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+        return [line.decode("latin-1") for line in found]  # one character a byte: difflib compares the bytes
 
-    return file_diff(rel, text(old), text(new))
+    name = rel.encode("utf-8").decode("latin-1")
+    diff = difflib.unified_diff(
+        lines(old), lines(new), "/dev/null" if old is None else f"a/{name}", "/dev/null" if new is None else f"b/{name}"
+    )
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in diff)
+    return text.encode("latin-1")
 
 
 def make_plan(

@@ -42,13 +42,13 @@ class RevertPlan:
     removed: list[str] = field(default_factory=list)  # backbones taken out
     commit: str | None = None  # the commit of an `apply --commit`, if any
 
-    def diff(self, root: Path) -> str:
-        """The unified diff revert would make (conflicts excluded)."""
+    def diff(self, root: Path) -> bytes:
+        """The unified diff revert would make (conflicts excluded), each file's in its own encoding."""
         chunks = []
         for rel, data in sorted(self.writes.items()):
             path = root / rel
             chunks.append(bytes_diff(rel, path.read_bytes() if path.is_file() else None, data))
-        return "".join(chunks)
+        return b"".join(chunks)
 
 
 def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:

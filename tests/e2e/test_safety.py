@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -142,3 +143,28 @@ def test_a_link_made_after_apply_is_left_to_revert_refusing(tree, tmp_path):
     result = invoke("revert", str(tree))
     assert result.exit_code == 2 and "detect/train.py is a symbolic link" in result.output, result.output
     assert train.is_symlink() and tree_digest(tree) == before
+
+
+def test_a_dry_run_diff_carries_each_files_own_bytes(tree, release_tree):
+    """`apply --dry-run | git apply` and `revert --dry-run | git apply` make the files apply and revert write, byte for
+    byte, for a Latin-1 tasks.py with a comment holding a form feed and the byte 0x85 (str.splitlines cuts lines at
+    both; git cuts them at \\n only)."""
+    data = latin1(tree, cookie=True)
+    probe = b"            s = 256  # 2x min stride\n"  # the stride-probe edit changes this line: the comment is in its hunk
+    assert probe in data
+    data = data.replace(probe, b"            # page\x0c break \x85 and \xe9\n" + probe, 1)
+    (tree / TASKS).write_bytes(data)
+    subprocess.run(["git", "commit", "-qam", "latin-1 tasks.py"], cwd=tree, check=True)
+    twin = release_tree("8.4.190", "twin")
+    (twin / TASKS).write_bytes(data)
+    dry = invoke("apply", str(tree), "-b", "mobilenetv2", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "\\ No newline at end of file" not in dry.stdout
+    subprocess.run(["git", "apply", "-"], cwd=tree, input=dry.stdout_bytes, check=True, capture_output=True)
+    assert invoke("apply", str(twin), "-b", "mobilenetv2").exit_code == 0
+    assert (tree / TASKS).read_bytes() == (twin / TASKS).read_bytes()
+    assert "équipe".encode("latin-1") in (twin / TASKS).read_bytes()
+    undo = invoke("revert", str(twin), "--dry-run")
+    assert undo.exit_code == 0, undo.output
+    subprocess.run(["git", "apply", "-"], cwd=twin, input=undo.stdout_bytes, check=True, capture_output=True)
+    assert (twin / TASKS).read_bytes() == data
