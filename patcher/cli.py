@@ -124,7 +124,7 @@ def apply(
     tree = find_tree(path)
     tree.refuse_if_compromised()
     _warn_if_untested(tree)
-    timm_note = check_timm_models(backbones)
+    timm_note = check_timm_models(tuple(b for b in backbones if b.name not in _recorded(tree)))
     if timm_note:
         click.echo(timm_note, err=True)
     if dry_run or check:
@@ -177,6 +177,16 @@ def apply(
 
         click.echo("")
         _verify(tree, verifier.select_models(tree, backbones=list(backbones)), sys.executable, "cpu", None, False)
+
+
+def _recorded(tree: Tree) -> list[str]:
+    """The backbones the record names: a timm model there was checked when it was first applied, and checking it
+    again costs importing torch and timm (~4 s) on every re-apply. A damaged record names none (planning says why)."""
+    try:
+        record = state.load(tree.root)
+    except state.DamagedRecord:
+        return []
+    return [] if record is None else record.backbones
 
 
 def _refuse_failed(planned: ApplyPlan, err: bool) -> None:

@@ -302,3 +302,26 @@ def test_a_newer_ultrapatch_replaces_the_module_file_an_older_one_wrote(release_
     assert result.exit_code == 0, result.output
     assert (tree / rel).read_text() == ours.replace("__all__", "# a note of mine\n__all__", 1)
     assert "has changes of yours: they are kept" in result.output
+
+
+def test_a_recorded_timm_model_is_not_checked_again(release_tree, tmp_path):
+    """Re-applying a timm model the record names does not import torch and timm to check its name again (~4 s); a
+    new name beside it still is checked (here: it cannot be, timm being blocked, and the note names only it)."""
+    tree = release_tree("8.4.190")
+    apply_timm(tree, "resnet18")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\n\nsys.modules['timm'] = None  # `import timm` fails\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def apply(*names: str) -> subprocess.CompletedProcess:
+        args = [a for n in names for a in ("-b", f"timm:{n}")]
+        return subprocess.run([sys.executable, "-m", "patcher", "apply", str(tree), *args], env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+
+    again = apply("resnet18")
+    assert again.returncode == 0 and "nothing to change" in again.stdout, again.stderr
+    assert "could not be checked" not in again.stderr
+    more = apply("resnet18", "efficientnet_b0")
+    assert more.returncode == 0, more.stderr
+    assert "note: timm is not installed beside ultrapatch, so timm:efficientnet_b0 could not be checked" in more.stderr
