@@ -124,7 +124,8 @@ def apply(
     tree = find_tree(path)
     tree.refuse_if_compromised()
     _warn_if_untested(tree)
-    timm_note = check_timm_models(tuple(b for b in backbones if b.name not in _recorded(tree)))
+    recorded = _recorded(tree)
+    timm_note = check_timm_models(tuple(b for b in backbones if b.name not in recorded))
     if timm_note:
         click.echo(timm_note, err=True)
     if dry_run or check:

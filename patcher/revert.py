@@ -26,9 +26,6 @@ from patcher.planner import bytes_diff, edited_originals
 from patcher.transaction import Transaction
 from patcher.tree import Tree
 
-BACKUP_SUFFIX = records.BACKUP_SUFFIX
-
-
 @dataclass
 class RevertPlan:
     writes: dict[str, bytes | None] = field(default_factory=dict)  # what each file becomes; None: removed
@@ -41,6 +38,7 @@ class RevertPlan:
     dirs: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # backbones taken out
     commit: str | None = None  # the commit of an `apply --commit`, if any
+    exclude_added: bool = True  # the record's: apply added the exclude line, so taking out everything takes it out
 
     def diff(self, root: Path) -> bytes:
         """The unified diff revert would make (conflicts excluded), each file's in its own encoding."""
@@ -64,7 +62,7 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
         )
     remaining = [name for name in state.backbones if name not in removed]
     wanted = edited_originals(tree, state.originals(), remaining)
-    plan = RevertPlan(removed=removed, commit=state.commit)
+    plan = RevertPlan(removed=removed, commit=state.commit, exclude_added=state.exclude_added)
     final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
         path = tree.root / rel
@@ -110,14 +108,14 @@ def write_revert(tree: Tree, plan: RevertPlan, force: bool) -> list[str]:
         raise EditFailed(
             f"your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Resolve them (or commit or "
             f"move your changes), or revert with --force to restore ultrapatch's originals and keep your versions as "
-            f"<file>{BACKUP_SUFFIX}."
+            f"<file>{records.BACKUP_SUFFIX}."
         )
     writes = dict(plan.writes)
     backups = []
     for rel, target in plan.forced.items():
         path = tree.root / rel
         if path.is_file():
-            backup = f"{rel}{BACKUP_SUFFIX}"
+            backup = f"{rel}{records.BACKUP_SUFFIX}"
             writes[backup] = path.read_bytes()
             backups.append(backup)
         writes[rel] = target
@@ -125,7 +123,7 @@ def write_revert(tree: Tree, plan: RevertPlan, force: bool) -> list[str]:
     for backup in backups:
         existing = tree.root / backup
         before[backup] = records.sha256(existing.read_bytes()) if existing.is_file() else None
-    Transaction("revert", writes, before, plan.record, plan.dirs).commit(tree.root)
+    Transaction("revert", writes, before, plan.record, plan.dirs, exclude_ours=plan.exclude_added).commit(tree.root)
     return backups
 
 

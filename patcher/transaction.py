@@ -57,6 +57,8 @@ class Transaction:
     before: dict[str, str | None] = field(default_factory=dict)
     record: records.State | None = None
     dirs: list[str] = field(default_factory=list)
+    exclude_ours: bool = True  # when `record` is None: the exclude line is apply's to take out (not journaled: the
+    # exclude file's new bytes are among `writes` by then)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -85,9 +87,8 @@ class Transaction:
         staged and the journal, and the tree is as it was. Then the renames, which need no space: should one fail
         anyway, the files already replaced are put back."""
         # git status stays clean of our folder; a full revert takes the line out only where apply put it in
-        exclude = records.excluded(root, present=True) if self.record is not None else (
-            records.excluded(root, present=False) if _added_exclude(root) else None
-        )
+        present = self.record is not None
+        exclude = records.excluded(root, present) if present or self.exclude_ours else None
         if exclude is not None:
             self.before[records.EXCLUDE_FILE] = _sha(_read(root / records.EXCLUDE_FILE))
             self.writes[records.EXCLUDE_FILE] = exclude
@@ -156,15 +157,6 @@ class Transaction:
         write_point(root / JOURNAL)
         (root / JOURNAL).unlink()
         crash_point()
-
-
-def _added_exclude(root: Path) -> bool:
-    """Whether the record on disk says ultrapatch added the exclude line (a record from before it said so: yes)."""
-    try:
-        previous = records.load(root)
-    except records.DamagedRecord:
-        return True
-    return previous is None or previous.exclude_added
 
 
 def _refuse_links(root: Path, rels: list[str]) -> None:

@@ -117,7 +117,6 @@ class Workspace:
         self._originals: dict[str, str | None] = {}
         self.raw: dict[str, bytes | None] = {}  # each file's bytes as read
         self.encodings: dict[str, str] = {}  # each file's encoding, to write it back in
-        self._parsed: dict[str, tuple[str, cst.Module]] = {}  # parsing is the slow part: once per text
 
     def read(self, rel: str) -> str | None:
         """The current text of `rel` (a repository-relative path with forward slashes), or None if it is absent."""
@@ -161,10 +160,7 @@ class Workspace:
             return current.module
         text = self.read(rel)
         assert text is not None
-        cached = self._parsed.get(rel)
-        if cached is None or cached[0] is not text:
-            self._parsed[rel] = (text, parsed(rel, text))
-        return self._parsed[rel][1]
+        return parsed(rel, text)
 
     def snapshot(self) -> dict[str, str | None]:
         return dict(self._texts)
