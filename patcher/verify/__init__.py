@@ -354,14 +354,6 @@ DDP_SCRIPT = Path(__file__).with_name("ddp.py")
 DDP_SIZE = 128  # the training batches' image size: DDP's bookkeeping does not depend on it
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str, name: str | None = None) -> dict:
     """verify's `ddp` check on one model: `ranks` processes under torch.distributed.run in the fork's interpreter
     (ddp.py); the verdict of the first rank that fails, or a pass."""
@@ -377,8 +369,10 @@ def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str,
             "task": spec.template.task, "imgsz": DDP_SIZE, "report": str(report),
         }), encoding="utf-8")  # fmt: skip
         env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
-        command = [python, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(ranks),
-                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(DDP_SCRIPT), str(spec_file)]  # fmt: skip
+        # --standalone: the launcher's own store binds a port the system picks and keeps it (a port found free
+        # beforehand can be taken before the launcher binds it)
+        command = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node",
+                   str(ranks), str(DDP_SCRIPT), str(spec_file)]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=scratch, timeout=1800)
         verdicts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(report.glob("rank-*.json"))]
     seconds = round(time.perf_counter() - started, 2)
@@ -405,7 +399,9 @@ def add_ddp(report: VerifyReport, tree: Tree, specs: list[ModelSpec], ranks: int
             if stock["status"] == "fail":
                 verdict.update(status="environment", reason=f"the stock {spec.stock} fails this check too: {stock['reason']}")
         model["ok"] = model["ok"] and verdict["status"] != "fail"
-        progress(f"ddp {spec.name}: {'ok' if verdict['status'] == 'pass' else 'FAIL'} in {verdict['seconds']} s")
+        outcome = {"pass": "ok", "fail": "FAIL"}.get(verdict["status"], verdict["status"])
+        line = f"ddp {spec.name}: {outcome} in {verdict['seconds']} s"
+        progress(line if verdict["status"] == "pass" else f"{line}: {verdict['reason']}")
 
 
 def fork_env(scratch: str) -> dict:
