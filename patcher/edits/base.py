@@ -16,6 +16,7 @@ from typing import ClassVar
 import libcst as cst
 
 from patcher import textio
+from patcher.edits import splice
 from patcher.backbones import BACKBONE_MAP, Backbone
 from patcher.tree import Version
 
@@ -92,18 +93,20 @@ def parsed(rel: str, text: str) -> cst.Module:
 
 class Edited:
     """A file's text as a libcst module an edit returned, generated only when something reads it as text: the
-    edits of one file hand its tree on to each other, and the file is generated once, not once per edit (each
-    generation of tasks.py costs what a parse does)."""
+    edits of one file hand its tree on to each other, and the file is generated once, not once per edit. It is
+    generated from `text`, the text whose parse `original` the edits started from, and the statements they changed
+    (splice.py): generating the whole of tasks.py costs a quarter of its parse."""
 
-    __slots__ = ("module", "_code")
+    __slots__ = ("module", "original", "text", "_code")
 
-    def __init__(self, module: cst.Module):
-        self.module, self._code = module, None
+    def __init__(self, module: cst.Module, original: cst.Module | None, text: str):
+        self.module, self.original, self.text, self._code = module, original, text, None
 
     @property
     def code(self) -> str:
         if self._code is None:
-            self._code = self.module.code
+            whole = self.original is None
+            self._code = self.module.code if whole else splice.code(self.module, self.original, self.text)
         return self._code
 
 
@@ -152,7 +155,12 @@ class Workspace:
         """Make `module` (an edited tree of `rel`'s current module) the file's content; its text is generated when
         first read."""
         self.present(rel)  # remember the original first
-        self._texts[rel] = Edited(module)
+        current = self._texts[rel]
+        if isinstance(current, Edited):  # the tree edits started from stays the base of the text
+            self._texts[rel] = Edited(module, current.original, current.text)
+        else:
+            assert current is not None
+            self._texts[rel] = Edited(module, _PARSED.get(current), current)  # None: no longer held, generate whole
 
     def module(self, rel: str) -> cst.Module:
         """The current text of `rel` parsed by libcst; UnreadableFile, with the line, when it is not valid Python."""
