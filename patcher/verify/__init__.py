@@ -356,10 +356,21 @@ DDP_SIZE = 128  # the training batches' image size: DDP's bookkeeping does not d
 
 def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str, name: str | None = None) -> dict:
     """verify's `ddp` check on one model: `ranks` processes under torch.distributed.run in the fork's interpreter
-    (ddp.py); the verdict of the first rank that fails, or a pass."""
+    (ddp.py); the verdict of the first rank that fails, or a pass. A run that ended in an error rather than a finding
+    (a rank's exception, or the launcher's failure) is run once more, and the verdict says so (`retried`): the
+    check's findings are facts of the model, while a connection or a launch can fail once."""
     import time
 
     started = time.perf_counter()
+    verdict = _launch_ddp(tree, spec, ranks, python, device, name)
+    if verdict["status"] == "fail" and verdict["reason"].startswith(("rank ", "torch.distributed.run exited")):
+        first = verdict["reason"]
+        verdict = {**_launch_ddp(tree, spec, ranks, python, device, name), "retried": first}
+    return {**verdict, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _launch_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str, name: str | None) -> dict:
+    """One run of the ddp check: its status and reason."""
     with tempfile.TemporaryDirectory(prefix="ultrapatch-ddp-") as scratch:
         report = Path(scratch) / "ranks"
         report.mkdir()
@@ -375,15 +386,14 @@ def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str,
                    str(ranks), str(DDP_SCRIPT), str(spec_file)]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=scratch, timeout=1800)
         verdicts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(report.glob("rank-*.json"))]
-    seconds = round(time.perf_counter() - started, 2)
     # a rank's own finding before a rank's crash ("rank K: ..."), which may only echo another rank's exit
     failed = sorted((v for v in verdicts if v["status"] != "pass"), key=lambda v: v["reason"].startswith("rank "))
     if failed:
-        return {"status": "fail", "reason": failed[0]["reason"], "seconds": seconds}
+        return {"status": "fail", "reason": failed[0]["reason"]}
     if done.returncode != 0 or len(verdicts) != ranks:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        return {"status": "fail", "reason": f"torch.distributed.run exited {done.returncode}: {tail[:400]}", "seconds": seconds}
-    return {"status": "pass", "reason": verdicts[0]["reason"], "seconds": seconds}
+        return {"status": "fail", "reason": f"torch.distributed.run exited {done.returncode}: {tail[:400]}"}
+    return {"status": "pass", "reason": verdicts[0]["reason"]}
 
 
 def add_ddp(report: VerifyReport, tree: Tree, specs: list[ModelSpec], ranks: int, python: str, device: str,

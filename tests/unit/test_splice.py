@@ -36,7 +36,8 @@ def originals() -> list[tuple[cst.Module, str]]:
 
 
 def statements(module: cst.Module) -> list[cst.CSTNode]:
-    return [n for n in walk(module) if isinstance(n, (cst.SimpleStatementLine, cst.BaseCompoundStatement))]
+    """Every statement a block holds, at any depth (an `elif` is its `if`'s `orelse`, not a block's statement)."""
+    return [s for n in walk(module) if isinstance(n, (cst.Module, cst.IndentedBlock)) for s in n.body]
 
 
 def block_of(module: cst.Module, statement: cst.CSTNode) -> tuple[cst.CSTNode, int]:
@@ -94,14 +95,28 @@ def _replace(module: cst.Module, old: cst.CSTNode, new: cst.CSTNode) -> cst.Modu
     return with_block_body(module, block, body)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_spliced_text_is_the_module_code(originals, data):
+def spliced_equals_code(originals, data) -> None:
     original, text = originals[data.draw(st.integers(0, len(originals) - 1))]
     module = original
     for _ in range(data.draw(st.integers(1, 4))):
         module = mutate(module, data.draw)
     assert splice.code(module, original, text) == module.code
+
+
+QUIET = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=QUIET)  # the same every run
+@given(data=st.data())
+def test_spliced_text_is_the_module_code(originals, data):
+    spliced_equals_code(originals, data)
+
+
+@pytest.mark.exhaustive
+@settings(max_examples=3000, deadline=None, suppress_health_check=QUIET)  # new examples every run
+@given(data=st.data())
+def test_spliced_text_is_the_module_code_exhaustive(originals, data):
+    spliced_equals_code(originals, data)
 
 
 def test_an_unchanged_module_is_its_text(originals):
