@@ -105,8 +105,10 @@ class Edited:
     @property
     def code(self) -> str:
         if self._code is None:
-            whole = self.original is None
-            self._code = self.module.code if whole else splice.code(self.module, self.original, self.text)
+            if self.original is None:  # the parse the edits started from is no longer held
+                self._code = self.module.code
+            else:
+                self._code = splice.code(self.module, self.original, self.text)
         return self._code
 
 

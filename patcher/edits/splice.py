@@ -25,7 +25,7 @@ try:  # libcst's code generator state; without it (another libcst layout), every
 except ImportError:  # pragma: no cover - depends on the installed libcst
     CodegenState = None
 
-Pair = tuple[str, str]  # (original code, new code) of one statement or one run of statements
+Pair = tuple[int, str, str]  # (place in the original text, original code, new code) of a statement or a run of them
 
 
 def code(module: cst.Module, original: cst.Module, text: str) -> str:
@@ -40,13 +40,11 @@ def splice(module: cst.Module, original: cst.Module, text: str) -> str | None:
         return text
     if CodegenState is None or not same_except(original, module, "body"):
         return None
-    generator = Generator(original, text)
-    pairs = generator.block(original.body, module.body, [])
+    pairs = Generator(original, text).block(original.body, module.body, [])
     if pairs is None:
         return None
-    spans = sorted((generator.found[old], old, new) for old, new in pairs)
     pieces, at = [], 0
-    for start, old, new in spans:
+    for start, old, new in sorted(pairs):
         if start < at:  # two runs sharing a statement: not a case to be clever about
             return None
         pieces += [text[at:start], new]
@@ -79,7 +77,6 @@ class Generator:
     def __init__(self, original: cst.Module, text: str):
         self.indent, self.newline = original.default_indent, original.default_newline
         self.text = text
-        self.found: dict[str, int] = {}  # original code -> its one place in the text
 
     def generate(self, statements: Sequence[cst.CSTNode], indents: list[str]) -> str:
         """The code of `statements` inside blocks that indent by `indents`, as the whole module's code has it."""
@@ -90,7 +87,8 @@ class Generator:
         return "".join(state.tokens)
 
     def pair(self, old: Sequence[cst.CSTNode], new: Sequence[cst.CSTNode], indents: list[str]) -> list[Pair] | None:
-        """[(original code, new code)] of a run of statements, when the original code is found with certainty."""
+        """[(place, original code, new code)] of a run of statements, when the original code is found with
+        certainty."""
         before = self.generate(old, indents)
         at = self.text.find(before)
         if (
@@ -100,8 +98,7 @@ class Generator:
             or self.text.find(before, at + 1) >= 0
         ):
             return None
-        self.found[before] = at
-        return [(before, self.generate(new, indents))]
+        return [(at, before, self.generate(new, indents))]
 
     def block(self, old: Sequence[cst.CSTNode], new: Sequence[cst.CSTNode], indents: list[str]) -> list[Pair] | None:
         """The pairs that turn the statements `old` of a block into `new`: unchanged statements keep their text."""

@@ -352,6 +352,8 @@ def died(spec: ModelSpec, code: int | None, under_way: dict, environment: dict, 
 
 DDP_SCRIPT = Path(__file__).with_name("ddp.py")
 DDP_SIZE = 128  # the training batches' image size: DDP's bookkeeping does not depend on it
+# how a ddp reason that is an error, not a finding, begins: a rank's exception (ddp.py), or the launcher's failure
+DDP_ERRORS = ("rank ", "torch.distributed.run exited")
 
 
 def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str, name: str | None = None) -> dict:
@@ -363,7 +365,7 @@ def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str,
 
     started = time.perf_counter()
     verdict = _launch_ddp(tree, spec, ranks, python, device, name)
-    if verdict["status"] == "fail" and verdict["reason"].startswith(("rank ", "torch.distributed.run exited")):
+    if verdict["status"] == "fail" and verdict["reason"].startswith(DDP_ERRORS):
         first = verdict["reason"]
         verdict = {**_launch_ddp(tree, spec, ranks, python, device, name), "retried": first}
     return {**verdict, "seconds": round(time.perf_counter() - started, 2)}
@@ -387,7 +389,7 @@ def _launch_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: st
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=scratch, timeout=1800)
         verdicts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(report.glob("rank-*.json"))]
     # a rank's own finding before a rank's crash ("rank K: ..."), which may only echo another rank's exit
-    failed = sorted((v for v in verdicts if v["status"] != "pass"), key=lambda v: v["reason"].startswith("rank "))
+    failed = sorted((v for v in verdicts if v["status"] != "pass"), key=lambda v: v["reason"].startswith(DDP_ERRORS))
     if failed:
         return {"status": "fail", "reason": failed[0]["reason"]}
     if done.returncode != 0 or len(verdicts) != ranks:

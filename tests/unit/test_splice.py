@@ -141,7 +141,7 @@ def test_a_last_line_without_newline_falls_back_to_the_whole_module():
     assert splice.code(module, original, text) == "a = 1\nb = 3"
 
 
-def test_apply_takes_the_short_way_on_every_file_it_edits(tmp_path):
+def test_apply_takes_the_short_way_on_every_file_it_edits(tmp_path, monkeypatch):
     """apply's own edits on 8.4.190 (14 in tasks.py): every edited file is spliced, none generated whole."""
     import shutil
 
@@ -159,10 +159,7 @@ def test_apply_takes_the_short_way_on_every_file_it_edits(tmp_path):
             assert result is None or result == self.module.code
         return before.fget(self)
 
-    base.Edited.code = property(code)
-    try:
-        result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3", "--dry-run"])
-    finally:
-        base.Edited.code = before
+    monkeypatch.setattr(base.Edited, "code", property(code))
+    result = CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert len(spliced) == 5 and all(ok for _, ok in spliced), spliced
