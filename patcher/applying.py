@@ -6,6 +6,11 @@ from the record: `ours` for the old backbones and for the new set are both made 
 becomes the new `ours` when it held the old one, or the three-way merge of the user's file onto the new `ours`
 otherwise. So the disk is always `ours` plus the user's changes, which is what lets revert take out exactly
 ultrapatch's part, however many applies came before.
+
+What the edits report is judged on the disk (`judged_texts`), never on the record: a file the user restored with
+`git checkout`, or a YAML they deleted, reports its edits as not applied, and apply puts them back. The record only
+guides the merge. A file that lost some of ultrapatch's edits is not merged (a merge would carry the loss over as a
+change of the user's): the edits are made again on the disk's text, as a first apply makes them.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patcher import state as records
-from patcher.backbones import Backbone, backbone_order
+from patcher.backbones import Backbone, backbone_order, select_backbones
 from patcher.edits import EDITS
+from patcher.edits.addmodules import INIT
 from patcher.edits.base import Context
 from patcher.merge import merge
 from patcher.planner import Plan, bytes_diff, edited_originals, make_plan
@@ -29,7 +35,9 @@ class ApplyPlan:
     current: dict[str, bytes | None] = field(default_factory=dict)  # what each of them holds now (None: absent)
     merged: list[str] = field(default_factory=list)  # files with changes of the user's, merged onto the new text
     fresh: list[str] = field(default_factory=list)  # files this apply is the first to write: their text is the original
+    restored: list[str] = field(default_factory=list)  # files that had lost ultrapatch's edits (or were deleted): put back
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # file: the regions where the user's changes overlap
+    upgraded: list[str] = field(default_factory=list)  # files whose originals are the newer release's (an upgraded fork)
 
     def diff(self) -> bytes:
         """A `git apply`-able unified diff of the writes, each file's in its own encoding."""
@@ -40,14 +48,33 @@ class ApplyPlan:
         return {rel: None if data is None else records.sha256(data) for rel, data in self.current.items()}
 
 
+def disk(tree: Tree, rel: str) -> bytes | None:
+    path = tree.root / rel
+    return path.read_bytes() if path.is_file() else None
+
+
+def judged_texts(tree: Tree, record: records.State | None) -> dict[str, bytes | None]:
+    """The overlay the edits are judged on: the disk, except a whole file ultrapatch created (a backbone's module, a
+    YAML) that the user changed since: it is there, which is all its edit promises, and the changes are the user's
+    (read as ultrapatch's own text, they are neither refused nor undone). AddModules/__init__.py is judged as it is:
+    its edit is one import line per backbone."""
+    if record is None:
+        return {}
+    overlay: dict[str, bytes | None] = {}
+    for rel in record.created() - {INIT}:
+        current = disk(tree, rel)
+        if current is not None and current != record.files[rel].ours:
+            overlay[rel] = record.files[rel].ours
+    return overlay
+
+
 def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     """Plan an apply of `backbones`; writes nothing. The caller refuses a plan with failed edits or conflicts."""
     record = records.load(tree.root)
-    # The edits run on ultrapatch's own text of the files it wrote: a user's change there (a YAML it created, say) is
-    # carried over by the merge below, never taken for a file of the user's that the edits must refuse to overwrite.
-    ours = None if record is None else record.ours_texts()
+    upgraded = [] if record is None else take_upgrade(tree, record)
     created = frozenset() if record is None else record.created()
-    plan = make_plan(tree, EDITS, Context(tree.release, backbones, created), overlay=ours)
+    overlay = judged_texts(tree, record)
+    plan = make_plan(tree, EDITS, Context(tree.release, backbones, created), overlay=overlay)
     if not plan.ok:
         return ApplyPlan(plan, record or records.State(tree.release_text))
     if record is None:  # the first apply: the files as they are now are the originals
@@ -60,8 +87,11 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
             record.files[rel].ours = result.writes[rel] = new
             result.current[rel] = original
         return result
-    result = ApplyPlan(plan, record)
-    if not plan.changes:
+    result = ApplyPlan(plan, record, upgraded=upgraded)
+    repaired = _repaired(tree, record, created, overlay)
+    if isinstance(repaired, Plan):  # the recorded edits cannot be made again on the disk: its reports say why
+        return ApplyPlan(repaired, record)
+    if not plan.changes and not repaired and not upgraded:
         return result
     for rel, (original, _new) in plan.raw.items():
         if rel not in record.files:
@@ -69,18 +99,16 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
             result.fresh.append(rel)
     record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=backbone_order)
     new_ours = edited_originals(tree, record.originals(), record.backbones)
-    planned = plan.raw.keys()
     for rel, file_record in record.files.items():
-        path = tree.root / rel
-        current = path.read_bytes() if path.is_file() else None
+        current = disk(tree, rel)
+        if rel in repaired:
+            result.restored.append(rel)
+        have = repaired.get(rel, current)  # the disk, with any edit of ultrapatch's it lost made again
         new = new_ours[rel] or b""
-        if current is None and rel not in planned:  # a file of ultrapatch's the user removed, and these edits do not need
-            file_record.ours = new
-            continue
-        if current is None or current == file_record.ours:
+        if have is None or have == file_record.ours:
             target = new
-        else:
-            target, regions = merge(current, file_record.ours, new)
+        else:  # the user's changes are what lies between ours and the file: carried onto the new text
+            target, regions = merge(have, file_record.ours, new)
             if regions:
                 result.conflicts[rel] = regions
                 continue
@@ -89,3 +117,42 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
         if target != current:
             result.writes[rel], result.current[rel] = target, current
     return result
+
+
+def _repaired(
+    tree: Tree, record: records.State, created: frozenset[str], overlay: dict[str, bytes | None]
+) -> dict[str, bytes] | Plan:
+    """The recorded files that lost some of ultrapatch's edits for the recorded backbones (restored with `git
+    checkout`, deleted, a line taken out), each with those edits made again on its disk text, as a first apply makes
+    them; the failed plan when they cannot be made there. Only files that differ
+    from ultrapatch's text are looked at; a file whose edits are all there is not in the result."""
+    differ = [rel for rel, r in record.files.items() if rel not in overlay and disk(tree, rel) != r.ours]
+    if not differ:
+        return {}
+    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(record.backbones)), created), overlay)
+    if not plan.ok:
+        return plan
+    return {rel: new for rel, (_old, new) in plan.raw.items()}
+
+
+def take_upgrade(tree: Tree, record: records.State) -> list[str]:
+    """A fork upgraded since apply (a newer release's files copied over it, or upstream merged): the record's
+    originals become the new release's, wherever a file no longer holds ultrapatch's text. Per file ultrapatch edited:
+    ultrapatch's part taken out of the disk's text (revert's merge) is the new original; where that merge cannot
+    separate them (the release changed the lines around an edit), the disk's text is (a copied-over file holds no
+    edit of ultrapatch's); a file the new release lacks leaves the record. The files whose originals changed."""
+    if record.release == tree.release_text:
+        return []
+    taken = []
+    for rel, file_record in list(record.files.items()):
+        current = disk(tree, rel)
+        if file_record.original is None or current == file_record.ours:
+            continue
+        taken.append(rel)
+        if current is None:
+            del record.files[rel]
+            continue
+        unedited, regions = merge(current, file_record.ours, file_record.original)
+        file_record.original = file_record.ours = current if regions else unedited
+    record.release = tree.release_text
+    return taken

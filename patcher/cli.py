@@ -53,7 +53,8 @@ def _warn_if_untested(tree: Tree) -> None:
 def _echo_reports(plan: Plan, err: bool) -> None:
     width = max(len(r.edit.name) for r in plan.reports)
     for r in plan.reports:
-        detail = f" ({r.detail})" if r.detail and r.status is Status.NOT_IN_RELEASE else ""
+        details = [r.detail] if r.detail and r.status is Status.NOT_IN_RELEASE else list(r.kept)
+        detail = f" ({'; '.join(details)})" if details else ""
         click.echo(f"  {r.edit.name:<{width}}  {r.status.value}{detail}", err=err)
     for r in plan.failed:
         click.echo(f"error: {r.edit.name}: {r.detail}", err=True)
@@ -152,6 +153,9 @@ def apply(
         for rel in gitops.uncommitted(tree.root, changed):
             if rel in planned.fresh:
                 click.echo(f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)")
+        for rel in planned.restored:
+            what = "was deleted" if planned.current.get(rel, b"") is None else "had lost some of ultrapatch's edits"
+            click.echo(f"note: {rel} {what} since apply: put back")
         for rel in planned.merged:
             click.echo(f"note: {rel} has changes of yours: they are kept, merged with ultrapatch's new edits")
         if changed:
@@ -463,6 +467,13 @@ def status(path: Path, as_json: bool) -> None:
             f"record: {', '.join(record['backbones'])}; {len(record['edited'])} file(s) edited, "
             f"{len(record['created'])} created{commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)"
         )
+    if record is not None and record["applied_on"] != report["release"]:
+        click.echo(
+            f"upgraded: applied on Ultralytics {record['applied_on']}; this tree is now {report['release']}. "
+            f"`ultrapatch apply` re-applies the edits to it; `ultrapatch revert` gives back {report['release']}'s files."
+        )
+    for file in report["files"]:
+        click.echo(f"file {file['path']}: {file['state']}; apply {file['apply']}; revert {file['revert']}")
     if report["interrupted"]:
         click.echo(f"interrupted: a {report['interrupted']} was killed; the next apply or revert completes it")
     width = max(len(e["name"]) for e in report["edits"])

@@ -27,6 +27,7 @@ class Report:
     edit: Edit
     status: Status
     detail: str = ""
+    kept: tuple[str, ...] = ()  # what of the user's the edit kept where its own text would go
 
 
 @dataclass
@@ -96,7 +97,8 @@ def make_plan(
         except EditError as exc:
             plan.reports.append(Report(edit, Status.FAILED, str(exc)))
             continue
-        plan.reports.append(Report(edit, Status.APPLIED if files.changed_since(before) else Status.ALREADY))
+        status = Status.APPLIED if files.changed_since(before) else Status.ALREADY
+        plan.reports.append(Report(edit, status, kept=tuple(edit.kept(files, ctx))))
     if texts:
         plan.changes = files.changes()
         plan.raw = {rel: (files.raw[rel], files.encoded(rel)) for rel, _old, _new in plan.changes}

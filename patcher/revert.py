@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from patcher import state as records
+from patcher.applying import take_upgrade
 from patcher.backbones import ADDMODULES_DIR, select_backbones
 from patcher.errors import EditFailed, UltrapatchError
 from patcher.merge import merge
@@ -60,6 +61,7 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed by ultrapatch here; the record "
             f"lists {', '.join(state.backbones) or 'none'}."
         )
+    take_upgrade(tree, state)  # an upgraded fork: its release's files are what revert gives back
     remaining = [name for name in state.backbones if name not in removed]
     wanted = edited_originals(tree, state.originals(), remaining)
     plan = RevertPlan(removed=removed, commit=state.commit, exclude_added=state.exclude_added)

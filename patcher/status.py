@@ -13,6 +13,8 @@ from patcher.backbones import BACKBONES, Backbone, backbone_named, installed_tim
 from patcher.edits import EDITS, PER_BACKBONE
 from patcher.edits.base import Context, Status
 from patcher import state as records
+from patcher.applying import _repaired, disk, judged_texts, take_upgrade
+from patcher.planner import Plan
 from patcher.planner import make_plan
 from patcher.transaction import pending
 from patcher.tree import Tree
@@ -49,8 +51,10 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         record, damaged = records.load(tree.root), None
     except records.DamagedRecord as exc:  # status still shows what the tree's text says
         record, damaged = None, exc.format_message()
-    # as apply sees the files ultrapatch wrote: its own text, a user's change there is no conflict
-    overlay = None if record is None else record.ours_texts()
+    applied_on = None if record is None else record.release
+    if record is not None:
+        take_upgrade(tree, record)  # an upgraded fork: judged against the release it is now
+    overlay = judged_texts(tree, record)  # the disk, as apply judges it
     ours = frozenset() if record is None else record.created()
     timm_models = (
         [backbone_named(n) for n in record.backbones if n not in BACKBONES]
@@ -69,14 +73,17 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         if record is None
         else {
             "backbones": record.backbones,
+            "applied_on": applied_on,
             "edited": sorted(rel for rel, r in record.files.items() if r.original is not None),
             "created": sorted(rel for rel, r in record.files.items() if r.original is None),
             "commit": record.commit,
         },
         "damaged_record": damaged,
         "interrupted": pending(tree.root),
+        "files": [] if record is None else file_states(tree, record, overlay),
         "edits": [
-            {"name": r.edit.name, "target": r.edit.target, "state": EDIT_STATE[r.status], "detail": r.detail}
+            {"name": r.edit.name, "target": r.edit.target, "state": EDIT_STATE[r.status],
+             "detail": "; ".join(filter(None, (r.detail, *r.kept)))}
             for r in plan.reports
         ],
         "backbones": [
@@ -84,3 +91,31 @@ def tree_status(tree: Tree) -> dict[str, Any]:
             for b, state, detail in backbones
         ],
     }
+
+
+def file_states(tree: Tree, record: records.State, overlay: dict[str, bytes | None]) -> list[dict[str, str]]:
+    """Every recorded file that no longer holds ultrapatch's text as written: what it holds, and what apply and revert
+    will do with it."""
+    repaired = _repaired(tree, record, record.created(), overlay)
+    lost = set() if isinstance(repaired, Plan) else set(repaired)
+    states = []
+    for rel, file_record in sorted(record.files.items()):
+        current = disk(tree, rel)
+        created = file_record.original is None
+        if current == file_record.ours:
+            continue
+        if current is None:
+            state, apply, revert = "deleted", "puts it back", (
+                "has nothing to remove" if created else "refuses until the file is back (or --force restores it)")
+        elif rel in overlay:
+            state, apply, revert = "changed by you", "keeps your changes", "keeps the file (yours now)"
+        elif current == file_record.original:
+            state, apply, revert = "restored to its original", "puts ultrapatch's edits back", "has nothing to take out"
+        elif rel in lost:
+            state, apply, revert = (
+                "changed by you, some of ultrapatch's edits taken out", "puts the missing edits back, keeps your changes",
+                "takes out the rest of ultrapatch's edits, keeps your changes")
+        else:
+            state, apply, revert = "changed by you", "keeps your changes", "takes out ultrapatch's edits, keeps your changes"
+        states.append({"path": rel, "state": state, "apply": apply, "revert": revert})
+    return states

@@ -209,6 +209,11 @@ class Edit(ABC):
     def apply(self, files: Workspace, ctx: Context) -> None:
         """Make the edit on `files`, or leave them as they are when it is already there."""
 
+    def kept(self, files: Workspace, ctx: Context) -> list[str]:
+        """After `apply`: what of the user's the edit found and kept where its own text would go (a probe size of
+        theirs, say), one sentence each. "applied" then comes with these, never alone."""
+        return []
+
 
 class SourceEdit(Edit):
     """An edit of one Python file through libcst. `optional` files may be missing from a release."""
@@ -228,3 +233,12 @@ class SourceEdit(Edit):
     @abstractmethod
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
         """Return the edited module, or `module` itself when the edit is already there."""
+
+    def kept(self, files: Workspace, ctx: Context) -> list[str]:
+        if type(self).kept_in is SourceEdit.kept_in or not files.present(self.target):
+            return []
+        return self.kept_in(files.module(self.target), ctx)
+
+    def kept_in(self, module: cst.Module, ctx: Context) -> list[str]:
+        """`kept` for the edited module."""
+        return []

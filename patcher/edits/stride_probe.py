@@ -60,6 +60,15 @@ class StrideProbe(SourceEdit):
         new = self._guard(new)
         return module if new is cls else replace_within(module, cls, cls, new)
 
+    def kept_in(self, module: cst.Module, ctx: Context) -> list[str]:
+        cls = top_level_class(module, "DetectionModel")
+        sizes = [] if cls is None else [line.body[0].value for line in find_all(cls, PROBE)]  # type: ignore[attr-defined]
+        return [
+            f"kept your probe size s = {size.value}, where ultrapatch probes a model with a backbone at 640"
+            for size in sizes
+            if isinstance(size, cst.Integer) and size.value not in ("256", "640")
+        ]
+
     def _guard(self, cls: cst.ClassDef) -> cst.ClassDef:
         """Eval mode for the backbone around `m.stride = ...`, in the block that holds the probe."""
         blocks = [n for n in find_all(cls, m.IndentedBlock()) if index_of(n.body, PROBE) is not None]

@@ -182,26 +182,41 @@ def test_import_goes_after_the_modules_import_and_future_stays_first(tmp_path):
     assert after.startswith("from __future__ import annotations\n")
 
 
-@pytest.mark.parametrize(
-    "line",
-    ["from ultralytics.nn.AddModules import *", "from ultralytics.nn.AddModules.MobileNetV3 import *", "from .AddModules import *"],
-)
+@pytest.mark.parametrize("line", ["from ultralytics.nn.AddModules import *", "from .AddModules import *"])
 def test_a_tutorial_star_import_provides_every_name(tmp_path, line):
     assert_noop(tmp_path, TasksImport(), TASKS, IMPORTS + line + "\n")
 
 
-def test_missing_names_are_added_to_the_existing_import(tmp_path):
-    partial = IMPORTS + "from ultralytics.nn.AddModules import MyBlock, MobileNetV3_small_n\n"
+def test_a_star_import_of_the_backbones_file_provides_its_classes_only(tmp_path):
+    star = IMPORTS + "from ultralytics.nn.AddModules.MobileNetV3 import *\n"
+    plan, changed = run_edit(tmp_path, TasksImport(), {TASKS: star})
+    ours = "from ultralytics.nn.AddModules import (  # backbones installed by ultrapatch\n    BackboneMap,\n)\n"
+    assert changed[TASKS] == IMPORTS.replace(")\nfrom ultralytics.utils", ")\n" + ours + "from ultralytics.utils") + star[len(IMPORTS):]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from ultralytics.nn.AddModules.EnergyAttn import EnergyAttn",  # a submodule import binds the class
+        "from ultralytics.nn.AddModules.EnergyAttn import *",  # a star import of the user's own file
+        "from ultralytics.nn.AddModules import EnergyAttn",  # a re-export from the package's __init__.py
+        "from ultralytics.nn.AddModules import MyBlock as Block",
+    ],
+)
+def test_a_users_own_import_is_never_edited(tmp_path, line):
+    """Rewritten as an import from the package, `from ...AddModules.EnergyAttn import EnergyAttn` would bind the
+    submodule EnergyAttn instead of the class: ultrapatch adds its own line and leaves the user's as written."""
+    users = IMPORTS + line + "\n"
+    plan, changed = run_edit(tmp_path, TasksImport(), {TASKS: users})
+    assert changed[TASKS] == IMPORTS.replace(")\nfrom ultralytics.utils", ")\n" + OUR_IMPORT + "from ultralytics.utils") + line + "\n"
+
+
+def test_missing_names_are_added_to_ultrapatchs_own_import(tmp_path):
+    partial = IMPORTS + "from ultralytics.nn.AddModules import (  # backbones installed by ultrapatch\n    BackboneMap,\n    MobileNetV3_small_n,\n)\n"
     plan, changed = run_edit(tmp_path, TasksImport(), {TASKS: partial})
     text = changed[TASKS]
     assert text.count("from ultralytics.nn.AddModules import") == 1
-    assert "    MyBlock,\n    MobileNetV3_small_n,\n    BackboneMap,\n    MobileNetV3_large_n,\n" in text
-
-
-def test_an_aliased_import_is_left_as_written(tmp_path):
-    aliased = IMPORTS + "from ultralytics.nn.AddModules import MyBlock as Block\n"
-    plan, changed = run_edit(tmp_path, TasksImport(), {TASKS: aliased})
-    assert "from ultralytics.nn.AddModules import MyBlock as Block\n" + OUR_IMPORT in changed[TASKS]
+    assert "    BackboneMap,\n    MobileNetV3_small_n,\n    MobileNetV3_large_n,\n" in text
 
 
 def test_import_anchor_missing(tmp_path):
