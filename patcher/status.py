@@ -28,9 +28,10 @@ EDIT_STATE = {
 
 
 def backbone_state(
-    tree: Tree, backbone: Backbone, overlay: dict | None = None, ours: frozenset[str] = frozenset()
+    tree: Tree, backbone: Backbone, overlay: dict | None = None, ours: frozenset[str] = frozenset(), recorded: bool = False
 ) -> tuple[str, str]:
-    """'installed', 'partly installed', 'not installed' or 'conflict', with a detail."""
+    """'installed', 'partly installed', 'not installed' or 'conflict', with a detail. A backbone the record names
+    with every edit of its missing is 'partly installed': its files were taken out since apply, which puts them back."""
     edits = [e for e in EDITS if e.name in PER_BACKBONE]
     plan = make_plan(tree, edits, Context(tree.release, (backbone,), ours), overlay, texts=False)
     if plan.failed:
@@ -39,7 +40,7 @@ def backbone_state(
     if states == {Status.ALREADY}:
         variants, yamls = len(backbone.variants), len(backbone.yamls(tree.release))
         return "installed", f"{variants} variant{'s' * (variants != 1)}, {yamls} YAMLs"
-    if states == {Status.APPLIED}:
+    if states == {Status.APPLIED} and not recorded:
         return "not installed", ""
     missing = [r.edit.name for r in plan.reports if r.status is Status.APPLIED]
     return "partly installed", f"missing: {', '.join(missing)}"
@@ -61,7 +62,10 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         if record is not None
         else installed_timm_models(tree.root)
     )
-    backbones = [(b, *backbone_state(tree, b, overlay, ours)) for b in (*BACKBONES.values(), *timm_models)]
+    named = set() if record is None else set(record.backbones)
+    backbones = [
+        (b, *backbone_state(tree, b, overlay, ours, b.name in named)) for b in (*BACKBONES.values(), *timm_models)
+    ]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
     plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values()), ours), overlay, texts=False)
     return {

@@ -6,7 +6,9 @@ The model's expected tree is made without ultrapatch's apply or revert: ultrapat
 the edits' plan on the pristine release (in memory), and the user's edits are replayed on it. A user edit is a
 comment line inserted, a line changed (a comment appended) or a comment line deleted, at a line that ultrapatch
 never edits, in a file it edits (tasks.py, the detect trainer), a file it creates (a model YAML) or one it does not
-touch; the overlapping edit changes the `rect=False` line ultrapatch wrote.
+touch; the overlapping edit changes the `rect=False` line ultrapatch wrote. The user also takes ultrapatch's part out:
+tasks.py restored to the release's text with their own edits in it, or a created file deleted; status must then name
+the missing edits, as their detection on the disk does, and apply must put them back.
 
 A few examples run by default; `pytest -m exhaustive tests/e2e/test_sequences.py` runs 300.
 """
@@ -182,6 +184,53 @@ class Sequences(RuleBasedStateMachine):
         elif action == "commit":
             self.user_commits_everything()
 
+    @rule(kind=st.sampled_from(["restore", "delete"]), data=st.data())
+    def user_takes_out_ultrapatchs_part(self, kind: str, data) -> None:
+        """The user restores tasks.py to the release's text (their own edits kept, as `git checkout` of a commit of
+        theirs does) or deletes a file ultrapatch created. status must say which edits are missing, and agree with
+        the edits' detection on the disk; apply must put them all back (the invariant then checks every byte)."""
+        if not self.applied:
+            return
+        if kind == "restore":
+            text = (pristine_tree(RELEASE) / TASKS).read_text(encoding="utf-8")
+            for file, kind_, anchor, mark in self.edits:
+                if file == TASKS:
+                    text = edit_text(text, kind_, anchor, mark)
+            (self.root / TASKS).write_text(text, encoding="utf-8")
+            missing = {"tasks-import", "parse-model-branch", "stride-probe"}
+        else:
+            created = sorted(rel for rel in ours(frozenset(self.applied)) if rel not in self.pristine)
+            rel = data.draw(st.sampled_from([r for r in created if r not in self.yaml_edits()]))
+            (self.root / rel).unlink()
+            missing = {"model-yamls" if rel.endswith(".yaml") else "addmodules"}
+        states = {e["name"]: e["state"] for e in self.status()["edits"]}
+        assert {name for name in missing if states[name] != "not applied"} == set(), states
+        assert {n for n, state in states.items() if state == "not applied"} == set(self.detected()), states
+        result = invoke("apply", str(self.root), "-b", sorted(self.applied)[0])
+        assert result.exit_code == 0 and "put back" in result.output, result.output
+        assert self.detected() == []
+
+    def status(self) -> dict:
+        import json
+
+        result = invoke("status", str(self.root), "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def detected(self) -> list[str]:
+        """The edits that making them again on the disk's text would change (a created file the user changed is
+        judged present: apply keeps their changes)."""
+        from patcher import state as records
+        from patcher.applying import judged_texts
+
+        tree = find_tree(self.root)
+        record = records.load(self.root)
+        backbones = select_backbones(tuple(sorted(self.applied)))
+        overlay = judged_texts(tree, record)
+        plan = make_plan(tree, EDITS, Context(tree.release, backbones, record.created()), overlay, texts=False)
+        assert plan.ok, [r.detail for r in plan.failed]
+        return [r.edit.name for r in plan.reports if r.status.value == "applied"]
+
     def apply(self, backbone: str) -> None:
         result = invoke("apply", str(self.root), "-b", backbone)
         if backbone not in self.applied and self.yamls_of(backbone) & self.kept.keys():
@@ -248,6 +297,8 @@ class Sequences(RuleBasedStateMachine):
         assert text.count(OVERLAP[0]) == 1
         path.write_text(text.replace(*OVERLAP), encoding="utf-8")
         self.overlap = True
+        assert self.detected() == []  # the edit is still there, with the user's comment on its line
+        assert {e["name"]: e["state"] for e in self.status()["edits"]}["rect-detect"] == "applied"
 
     def user_takes_the_overlap_back(self) -> None:
         path = self.root / TRAIN
@@ -281,7 +332,7 @@ def run(tmp_path: Path, examples: int, steps: int) -> None:
 
 
 def test_operation_sequences(tmp_path):
-    run(tmp_path, examples=4, steps=8)
+    run(tmp_path, examples=6, steps=10)
 
 
 @pytest.mark.exhaustive
