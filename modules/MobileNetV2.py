@@ -1,6 +1,6 @@
 """MobileNetV2 backbone for Ultralytics, installed by ultrapatch into ``ultralytics/nn/AddModules/``.
 
-The architecture is layer for layer the one of the RT-DETR + MobileNetV2 tutorial (seed 002), after "MobileNetV2:
+The architecture is layer for layer the one of the RT-DETR + MobileNetV2 tutorial, after "MobileNetV2:
 Inverted Residuals and Linear Bottlenecks" (https://arxiv.org/abs/1801.04381): the same blocks, attribute names
 (so the same state-dict keys) and 1,811,712 parameters, returning the 24, 32, 96 and 320-channel maps. What
 differs is how it is built:

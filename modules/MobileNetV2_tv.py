@@ -1,6 +1,6 @@
 """MobileNetV2 in torchvision's layout, for Ultralytics, installed by ultrapatch into ``ultralytics/nn/AddModules/``.
 
-The architecture is the one of the YOLOv3 + MobileNetV2 tutorial (seed 004), itself torchvision's ``mobilenet_v2``:
+The architecture is the one of the YOLOv3 + MobileNetV2 tutorial, itself torchvision's ``mobilenet_v2``:
 ``_make_divisible`` channel rounding, a ``width_mult``, and the same module tree, so torchvision's ImageNet state
 dict loads into it key for key. What differs:
 

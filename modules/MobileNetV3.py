@@ -1,6 +1,6 @@
 """MobileNetV3 backbones for Ultralytics, installed by ultrapatch into ``ultralytics/nn/AddModules/``.
 
-The architecture is layer for layer the one of the YOLO11 + MobileNetV3 tutorial (seed 000), itself based on
+The architecture is layer for layer the one of the YOLO11 + MobileNetV3 tutorial, itself based on
 "Searching for MobileNetV3" (https://arxiv.org/abs/1905.02244): the same blocks, attribute names (so the same
 state-dict keys) and parameter counts. What differs is how it is built:
 

@@ -1,6 +1,6 @@
 """MobileOne backbones for Ultralytics, installed by ultrapatch into ``ultralytics/nn/AddModules/``.
 
-The blocks are those of the YOLOv8 + MobileOne tutorial (seed 003), after "MobileOne: An Improved One millisecond
+The blocks are those of the YOLOv8 + MobileOne tutorial, after "MobileOne: An Improved One millisecond
 Mobile Backbone" (https://arxiv.org/abs/2206.04861): a depthwise stage of k 3x3 branches, a 1x1 branch and a
 BatchNorm identity, then a pointwise stage of k 1x1 branches and a BatchNorm identity, each followed by ReLU, with
 the same attribute names (so the same state-dict keys) and parameter counts. ``switch_to_deploy`` folds every

@@ -16,7 +16,7 @@ from typing import Callable
 
 from patcher.errors import UltrapatchError
 from patcher.tree import Tree
-from patcher.verify import ModelSpec, _shadow_message, fork_env
+from patcher.verify import ModelSpec, _shadow_message, fork_env, unique_log
 
 SCRIPT = Path(__file__).with_name("verify") / "bench.py"
 PROGRESS = "[bench] "  # the prefix of the script's progress lines
@@ -51,7 +51,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as scratch:
         spec_file = Path(scratch) / "spec.json"
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        log = Path(tempfile.gettempdir()) / "ultrapatch-bench.log"
+        log = unique_log("bench")
         with open(log, "w", encoding="utf-8") as stderr_log:
             process = subprocess.Popen(
                 [python, str(SCRIPT), str(spec_file)],

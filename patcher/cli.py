@@ -444,11 +444,23 @@ def import_checkpoint(portable: Path, out: Path, tree_path: Path, python: str) -
 @cli.command()
 @PATH_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-def status(path: Path, as_json: bool) -> None:
+@click.option("--yamls", is_flag=True, help="List the installed model YAMLs by the names YOLO() and --model take.")
+def status(path: Path, as_json: bool, yamls: bool) -> None:
     """Show the release at PATH, and the state of every edit and backbone."""
-    from patcher.status import tree_status
+    from patcher.status import installed_yamls, tree_status
 
     tree = find_tree(path)
+    if yamls:
+        found = installed_yamls(tree)
+        if as_json:
+            click.echo(json.dumps(found, indent=2))
+        for entry in [] if as_json else found:
+            first = entry["scaled"].split(" ")[0]
+            scales = f"  (scales {', '.join(entry['scales'])}; {first} is scale {entry['scales'][0]})" if entry["scales"] else ""
+            click.echo(f"{entry['name']}{scales}")
+        if not found and not as_json:
+            click.echo(f"no model YAML of ultrapatch's is installed in {tree.root}", err=True)
+        return
     report = tree_status(tree)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -533,7 +545,9 @@ def _main() -> None:
     except SystemExit:
         raise
     except Exception:  # noqa: BLE001 - the last line of defence: no traceback on the terminal
-        log = Path(tempfile.gettempdir()) / "ultrapatch-error.log"
+        fd, name = tempfile.mkstemp(prefix="ultrapatch-error-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
         log.write_text(traceback.format_exc(), encoding="utf-8")
         click.echo(f"ultrapatch: internal error: {sys.exc_info()[1]!r}. Please report it with {log}.", err=True)
         sys.exit(EXIT_INTERNAL)

@@ -71,10 +71,11 @@ def unpack(sdist: Path, dest: Path) -> None:
         tops[0].rename(dest)
 
 
-# What installing or importing the release writes into it (`pip install -e` rewrites the sdist's egg-info): neither
-# committed nor shown by `git status`, so that revert can give back a clean tree. In `.git/info/exclude`: the
+# What installing or importing the release writes into it (`pip install -e` rewrites the sdist's egg-info), and what
+# training, validating and predicting from the fork's folder write (`runs/`, Ultralytics' default project folder):
+# neither committed nor shown by `git status`, so that revert can give back a clean tree. In `.git/info/exclude`: the
 # repository's own files stay as the release has them.
-ARTEFACTS = ("/*.egg-info/", "/build/", "/dist/", "__pycache__/", "*.py[cod]")
+ARTEFACTS = ("/*.egg-info/", "/build/", "/dist/", "__pycache__/", "*.py[cod]", "/runs/")
 
 
 def commit_all(dest: Path, message: str) -> str:

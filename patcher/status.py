@@ -123,3 +123,29 @@ def file_states(tree: Tree, record: records.State, overlay: dict[str, bytes | No
             state, apply, revert = "changed by you", "keeps your changes", "takes out ultrapatch's edits, keeps your changes"
         states.append({"path": rel, "state": state, "apply": apply, "revert": revert})
     return states
+
+
+def installed_yamls(tree: Tree) -> list[dict[str, Any]]:
+    """Every model YAML of ultrapatch's in the tree (those the record's backbones install, or, without a record, any
+    backbone's): its file name, its path, and the scales its name takes (`yolo11n-...`)."""
+    from patcher.verify import scales_of, scaled_name
+
+    try:
+        record = records.load(tree.root)
+    except records.DamagedRecord:
+        record = None
+    chosen = (
+        [backbone_named(n) for n in record.backbones]
+        if record is not None
+        else [*BACKBONES.values(), *installed_timm_models(tree.root)]
+    )
+    found = []
+    for backbone in chosen:
+        for template, _variant, rel in backbone.yamls(tree.release):
+            path = tree.root / rel
+            if not path.is_file():
+                continue
+            scales = scales_of(path.read_text(encoding="utf-8")) if template.stem.startswith("yolo") else []
+            found.append({"name": path.name, "path": rel, "scales": scales,
+                          "scaled": " ".join(scaled_name(path.name, s) for s in scales)})  # fmt: skip
+    return found

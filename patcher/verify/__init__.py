@@ -118,9 +118,18 @@ def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Ba
     if not specs:
         wanted = f"matches {' or '.join(repr(p) for p in patterns)}" if patterns else "is in place"
         raise UltrapatchError(
-            f"no installed model YAML {wanted} in {tree.root}; `ultrapatch status {tree.root}` lists what is installed."
+            f"no installed model YAML {wanted} in {tree.root}; `ultrapatch status {shlex.quote(str(tree.root))} --yamls` "
+            f"lists the installed YAMLs by name."
         )
     return specs
+
+
+def unique_log(what: str) -> Path:
+    """A new log file of this run's in the temporary folder (`ultrapatch-verify-1-XXXX.log`): two runs never share
+    one, and every message that points to a log names its file."""
+    fd, name = tempfile.mkstemp(prefix=f"ultrapatch-{what}-", suffix=".log")
+    os.close(fd)
+    return Path(name)
 
 
 def variant_glob(variant: str) -> str:
@@ -226,7 +235,7 @@ def run(
             encoding="utf-8",
         )
         processes: list[subprocess.Popen] = []
-        logs = [Path(tempfile.gettempdir()) / ("ultrapatch-verify.log" if k == 0 else f"ultrapatch-verify-{k + 1}.log") for k in range(jobs)]
+        logs = [unique_log(f"verify-{k + 1}") for k in range(jobs)]
         progress_of: list[dict] = [{} for _ in range(jobs)]  # per process: the check under way, and the verdicts so far
         started = [False] * jobs  # per process: whether it got past start-up (its environment event)
 
@@ -458,7 +467,32 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
             tail = " | ".join(err.strip().splitlines()[-3:])
             return {"status": "fail", "reason": f"the stock-model probe stopped (exit {process.returncode}): {tail}", "models": 0}
     patched, stock = (json.loads(out) for out, _ in outputs)
-    return {**compare_stock(patched, stock), "baseline": baseline}
+    result = {**compare_stock(patched, stock, baseline), "baseline": baseline}
+    changed = originals_not_published(tree, record)
+    if changed:
+        result["reason"] += (
+            f"; the recorded originals are not Ultralytics {tree.release_text}'s published text in "
+            f"{', '.join(changed)} (changes made before ultrapatch's apply)"
+        )
+    return result
+
+
+def originals_not_published(tree: Tree, record: state.State) -> list[str]:
+    """The recorded originals that differ from the release's published text, where the tree says what that is: a
+    tree `ultrapatch fetch` made has it as its first commit. Elsewhere nothing is known, and none is named."""
+    root = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=tree.root, capture_output=True, text=True)
+    first = root.stdout.split()[:1]
+    if root.returncode != 0 or not first:
+        return []
+    subject = subprocess.run(["git", "log", "-1", "--format=%s", first[0]], cwd=tree.root, capture_output=True, text=True)
+    if subject.stdout.strip() != f"Ultralytics {tree.release_text} (PyPI source release)":
+        return []
+    from patcher.gitops import committed
+
+    return sorted(
+        rel for rel, original in record.originals().items()
+        if original is not None and committed(tree.root, first[0], rel) != original
+    )  # fmt: skip
 
 
 TUTORIAL_MARKS = (b"AddModules", b"width_list")  # in an original: a tutorial was applied by hand before apply
@@ -492,10 +526,10 @@ def unpatched_release(tree: Tree, record: state.State, dest: Path, progress: Cal
             target.unlink(missing_ok=True)
         else:
             target.write_bytes(original)
-    return "the release rebuilt from the record's originals"
+    return "the unpatched fork (its files as they were before ultrapatch's apply, from the record)"
 
 
-def compare_stock(patched: dict, stock: dict) -> dict:
+def compare_stock(patched: dict, stock: dict, baseline: str = "the release rebuilt from the record's originals") -> dict:
     """The verdict of the stock check from the two probes' reports (YAML: what it built, and the seconds it took)."""
     differ = []
     for name in sorted(set(patched) | set(stock)):
@@ -512,13 +546,13 @@ def compare_stock(patched: dict, stock: dict) -> dict:
               "ratio": round(ratio, 3)}  # fmt: skip
     if differ:
         shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
-        return {**result, "status": "fail", "reason": f"{len(differ)} of {len(stock)} stock models differ from the release's: {shown}"}
+        return {**result, "status": "fail", "reason": f"{len(differ)} of {len(stock)} stock models differ from {baseline}: {shown}"}
     if ratio > SLOWER:
         return {**result, "status": "fail", "reason": (
-            f"the stock models take {ratio:.2f}x as long to build as in the release ({mine_s:.1f} s against {theirs_s:.1f} s)")}
+            f"the stock models take {ratio:.2f}x as long to build as in {baseline} ({mine_s:.1f} s against {theirs_s:.1f} s)")}
     return {**result, "status": "pass", "reason": (
-        f"all {len(stock)} stock models build as in the release (layer table, parameters, outputs); build time "
-        f"{ratio:.2f}x the release's ({mine_s:.1f} s against {theirs_s:.1f} s)")}
+        f"all {len(stock)} stock models build as in {baseline} (layer table, parameters, outputs); build time "
+        f"{ratio:.2f}x its ({mine_s:.1f} s against {theirs_s:.1f} s)")}
 
 
 def _hand_out(process: subprocess.Popen, waiting: deque, running: deque, specs: list[ModelSpec]) -> None:

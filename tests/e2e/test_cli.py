@@ -176,6 +176,8 @@ def test_fetch_makes_a_git_repository_with_one_commit(release_tree):
     (tree / "ultralytics.egg-info/SOURCES.txt").write_text("rewritten by pip install -e\n")  # what pip does
     (tree / "ultralytics/__pycache__").mkdir()
     (tree / "ultralytics/__pycache__/__init__.cpython-311.pyc").write_bytes(b"\0")  # what an import does
+    (tree / "runs/detect/train/weights").mkdir(parents=True)
+    (tree / "runs/detect/train/weights/best.pt").write_bytes(b"\0")  # what `yolo train` in the fork's folder writes
     assert git_status(tree) == ""
 
 

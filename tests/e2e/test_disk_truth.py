@@ -264,3 +264,23 @@ def test_an_upgraded_fork_is_reapplied_and_reverted_exactly(release_tree, old, n
     assert result.exit_code == 0, result.output
     expected = {rel: digest for rel, digest in upgraded.items() if rel not in created | set(status(fresh)["record"]["created"])}
     assert tree_digest(tree) == expected
+
+
+def test_the_stock_check_names_originals_that_are_not_the_published_release(release_tree):
+    """verify's stock check compares with the recorded originals; where those hold the user's changes from before
+    apply, the tree's first commit (fetch's, the release as published) tells, and the verdict says which files."""
+    from patcher import state as records
+    from patcher.verify import compare_stock, originals_not_published
+
+    tree = release_tree("8.4.190")
+    train = tree / "ultralytics/models/yolo/detect/train.py"
+    train.write_text(train.read_text(encoding="utf-8") + "# mine, before ultrapatch\n", encoding="utf-8")
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    record = records.load(tree)
+    assert originals_not_published(find_tree(tree), record) == ["ultralytics/models/yolo/detect/train.py"]
+    subprocess.run(["git", "-C", str(tree), "checkout", "--", "ultralytics/models/yolo/detect/train.py"], check=True)
+    assert invoke("revert", str(tree), "--force").exit_code == 0
+    assert invoke("apply", str(tree), "-b", "mobilenetv2").exit_code == 0
+    assert originals_not_published(find_tree(tree), records.load(tree)) == []
+    verdict = compare_stock({"a.yaml": {"params": 1, "seconds": 1}}, {"a.yaml": {"params": 1, "seconds": 1}}, "the unpatched fork")
+    assert verdict["reason"].startswith("all 1 stock models build as in the unpatched fork (")
