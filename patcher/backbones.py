@@ -174,19 +174,19 @@ BACKBONES = {
         Backbone(
             name="mobilenetv3",
             module_file="MobileNetV3.py",
-            tutorial_fingerprints=frozenset({"f60391a97bb030f9"}),  # the YOLO11 + MobileNetV3 tutorial
+            tutorial_fingerprints=frozenset({"e49c1fa15565a7ac"}),  # the YOLO11 + MobileNetV3 tutorial
             summary="MobileNetV3 small/large at widths n, s, m (YOLO11 + MobileNetV3 tutorial)",
         ),
         Backbone(
             name="mobilenetv2",
             module_file="MobileNetV2.py",
-            tutorial_fingerprints=frozenset({"36ef13308d7cee28"}),  # the RT-DETR + MobileNetV2 tutorial
+            tutorial_fingerprints=frozenset({"08bb94885ce6114c"}),  # the RT-DETR + MobileNetV2 tutorial
             summary="MobileNetV2 (RT-DETR + MobileNetV2 tutorial)",
         ),
         Backbone(
             name="mobileone",
             module_file="MobileOne.py",
-            tutorial_fingerprints=frozenset({"a1b6577e1507a2e3"}),  # the YOLOv8 + MobileOne tutorial
+            tutorial_fingerprints=frozenset({"99b2112e746d34e6"}),  # the YOLOv8 + MobileOne tutorial
             summary="MobileOne s0-s4, reparameterised by model.fuse() (YOLOv8 + MobileOne tutorial)",
         ),
         Backbone(

@@ -6,7 +6,10 @@ fingerprint here is a hash of the module's syntax tree after the changes that ca
 comments and formatting are not in the tree; docstrings and annotations are removed; and a temporary that is
 assigned and then used once, by the very next simple statement, is put back into that use, so that a nested
 expression and its split into statements read the same. Every class, function, layer construction, argument, number
-and forward step stays in it, so anything that builds a different network hashes differently.
+and forward step stays in it, so anything that builds a different network hashes differently. Two things that
+cannot build anything are left out as well: a module-level `if __name__ == "__main__":` block (a tutorial's test
+run), and an assignment to a name that nothing reads (no name, attribute or string of that spelling anywhere in the
+file) whose value is a pure expression: literals, names, arithmetic, and calls of `int`, `round`, `min` and the like.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def structure_fingerprint(source: str) -> str | None:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None
-    tree = _Normalise().visit(tree)
+    tree = _Normalise().visit(_without_dead_code(tree))
     text = ast.dump(tree, annotate_fields=False, include_attributes=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -107,3 +110,57 @@ def _inline(body: list[ast.stmt], function: ast.AST) -> list[ast.stmt]:
                 changed = True
                 break
     return body
+
+
+PURE_CALLS = frozenset({"int", "float", "round", "min", "max", "abs", "len", "str", "bool", "pow", "divmod", "sum"})
+PURE_NODES = (ast.Constant, ast.Name, ast.Load, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Tuple,
+              ast.List, ast.Attribute, ast.Subscript, ast.Slice, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+
+
+def _pure(node: ast.expr) -> bool:
+    """An expression that computes a value and does nothing else: no call but of PURE_CALLS, no lambda, no walrus."""
+    for child in ast.walk(node):
+        if isinstance(child, ast.Call):
+            if not (isinstance(child.func, ast.Name) and child.func.id in PURE_CALLS) or child.keywords:
+                return False
+        elif not isinstance(child, PURE_NODES):
+            return False
+    return True
+
+
+def _main_block(node: ast.stmt) -> bool:
+    """`if __name__ == "__main__":`, either way round."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare) or len(node.test.ops) != 1:
+        return False
+    sides = [node.test.left, node.test.comparators[0]]
+    names = [n.id for n in sides if isinstance(n, ast.Name)]
+    texts = [n.value for n in sides if isinstance(n, ast.Constant)]
+    return isinstance(node.test.ops[0], ast.Eq) and names == ["__name__"] and texts == ["__main__"]
+
+
+def _without_dead_code(tree: ast.Module) -> ast.Module:
+    """The module without its `__main__` block and its unread pure assignments (see the module's docstring)."""
+    tree.body = [statement for statement in tree.body if not _main_block(statement)]
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Load, ast.Del)):
+            read.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            read.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            read.add(node.value)
+
+    def dead(statement: ast.stmt) -> bool:
+        return (
+            isinstance(statement, ast.Assign)
+            and all(isinstance(t, ast.Name) and t.id not in read for t in statement.targets)
+            and _pure(statement.value)
+        )
+
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                kept = [statement for statement in block if not dead(statement)]
+                setattr(node, name, kept or [ast.Pass()])
+    return tree

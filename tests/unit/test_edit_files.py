@@ -126,6 +126,37 @@ def test_a_file_that_builds_another_network_stays_the_users(tmp_path, network):
     assert plan.reports[0].status is Status.FAILED and "differs from ultrapatch's" in plan.reports[0].detail
 
 
+def tidied(source: str) -> str:
+    """A user's tidy copy of the tutorial's file: its `__main__` test block and an unused assignment taken out."""
+    main = source.index('if __name__ == "__main__":')
+    unused = next(line for line in source.splitlines(keepends=True) if line.strip().startswith("_out_channel = "))
+    return source[:main].replace(unused, "")
+
+
+def test_a_tidied_copy_of_the_tutorials_file_is_still_the_tutorials(tmp_path):
+    mine = tidied(seed_code("seed000_MobileNetV3.py"))
+    assert "__main__" not in mine and "_out_channel =" not in mine
+    plan, changed = run_edit(tmp_path, AddModulesPackage(), {V3.module_path: mine})
+    assert plan.reports[0].status is Status.APPLIED, plan.reports[0].detail
+    assert changed[V3.module_path] == V3.source
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: s.replace("_out_channel = int(", "self.width = int(", 1),  # an attribute: the module keeps it
+        lambda s: s.replace("_out_channel = int(", "_out_channel = print(", 1),  # a call with an effect
+        lambda s: s + "\nNAMES = ['_out_channel']\n",  # a string of its spelling may read it: kept
+    ],
+    ids=["attribute", "impure call", "read by name"],
+)
+def test_only_dead_code_is_left_out(tmp_path, change):
+    seed = seed_code("seed000_MobileNetV3.py")
+    mine = change(seed[: seed.index('if __name__ == "__main__":')])
+    plan, _ = run_edit(tmp_path, AddModulesPackage(), {V3.module_path: mine})
+    assert plan.reports[0].status is Status.FAILED and "differs from ultrapatch's" in plan.reports[0].detail
+
+
 @pytest.mark.parametrize(("backbone", "file"), [("mobilenetv3", "seed000_MobileNetV3.py"),
                                                  ("mobilenetv2", "seed002_MobileNetV2.py"),
                                                  ("mobileone", "seed003_MobileOne.py")])
