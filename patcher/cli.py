@@ -271,7 +271,8 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
 
 
 def _echo_stranded(tree: Tree, plan) -> None:
-    """Before revert writes: the checkpoints under the tree that need a module it takes out, and how to keep them."""
+    """Before revert writes: the checkpoints under the tree that need a module it takes out, everything each needs,
+    and the command that makes it load again."""
     from patcher.revert import removed_modules, stranded_checkpoints
 
     stranded = stranded_checkpoints(tree.root, removed_modules(plan))
@@ -281,13 +282,15 @@ def _echo_stranded(tree: Tree, plan) -> None:
         f"note: {len(stranded)} checkpoint(s) here hold classes of ultralytics/nn/AddModules/ that this revert takes "
         f"out, and will not load without them:", err=True,
     )
-    for rel, modules in stranded.items():
-        click.echo(f"  {rel} ({', '.join(modules)})", err=True)
-    names = " ".join(f"-b {name}" for name in plan.removed)
+    for rel, needs in stranded.items():
+        timm = f" ({', '.join(f'timm:{n}' for n in needs.timm)})" if needs.timm else ""
+        command = needs.command(tree.root)
+        again = f"; it loads again after `{command}`" if command else ""
+        click.echo(f"  {rel} needs {', '.join(needs.modules)}{timm}{again}", err=True)
     click.echo(
-        f"  They load again once the backbone is back (`ultrapatch apply {shlex.quote(str(tree.root))} {names}`); "
-        f"to take out only some backbones, name the others with `revert -b`; to carry one to a tree without the "
-        f"backbone, first `ultrapatch export-checkpoint CHECKPOINT OUT.pt --tree {shlex.quote(str(tree.root))}`.", err=True,
+        f"  To take out only some backbones, name the others with `revert -b`; to carry a checkpoint to a tree without "
+        f"its backbone, first `ultrapatch export-checkpoint CHECKPOINT OUT.pt --tree {shlex.quote(str(tree.root))}`.",
+        err=True,
     )
 
 

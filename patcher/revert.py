@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,11 +144,32 @@ def removed_modules(plan: RevertPlan) -> set[str]:
     }
 
 
-def stranded_checkpoints(root: Path, modules: set[str]) -> dict[str, list[str]]:
+@dataclass(frozen=True)
+class Needs:
+    """What a checkpoint needs of ultralytics/nn/AddModules/: its module files (stems) and the timm models its
+    TimmBackbone layers were built from."""
+
+    modules: tuple[str, ...]
+    timm: tuple[str, ...]
+
+    def command(self, root: Path) -> str | None:
+        """The apply that makes the checkpoint load again; None when no backbone of ultrapatch's is among them."""
+        from patcher.backbones import BACKBONES
+
+        names = [b.name for b in BACKBONES.values() if b.module_file.removesuffix(".py") in self.modules]
+        names += [f"timm:{name}" for name in self.timm]
+        if "TimmBackbone" in self.modules and not self.timm:
+            names.append("timm:NAME")  # the model's name is not in the checkpoint's pickle as a plain string
+        if not names:
+            return None
+        return f"ultrapatch apply {shlex.quote(str(root))} " + " ".join(f"-b {shlex.quote(n)}" for n in names)
+
+
+def stranded_checkpoints(root: Path, modules: set[str]) -> dict[str, Needs]:
     """Checkpoints under `root` (a `runs/.../best.pt`) whose pickled model names a class of one of `modules`: they
-    stop loading once those files are gone. Read without unpickling: the module paths are plain strings in the
-    checkpoint's pickle."""
-    found: dict[str, list[str]] = {}
+    stop loading once those files are gone. Each with everything it needs of AddModules/, not only what this revert
+    takes out. Read without unpickling: the module paths are plain strings in the checkpoint's pickle."""
+    found: dict[str, Needs] = {}
     if not modules:
         return found
     for folder, dirs, files in os.walk(root):
@@ -156,10 +178,41 @@ def stranded_checkpoints(root: Path, modules: set[str]) -> dict[str, list[str]]:
             if not name.endswith(CHECKPOINT_SUFFIXES):
                 continue
             path = Path(folder) / name
-            needed = sorted(set(m.decode() for m in ADDMODULES_CLASS.findall(_pickle_bytes(path))) & modules)
-            if needed:
-                found[path.relative_to(root).as_posix()] = needed
+            data = _pickle_bytes(path)
+            needed = sorted(set(m.decode() for m in ADDMODULES_CLASS.findall(data)))
+            if set(needed) & modules:
+                timm = _timm_names(data) if "TimmBackbone" in needed else ()
+                found[path.relative_to(root).as_posix()] = Needs(tuple(needed), timm)
     return found
+
+
+def _timm_names(data: bytes) -> tuple[str, ...]:
+    """The `model_name` of each TimmBackbone in a pickle: the string that follows the key "model_name" in its state,
+    read from the pickle's opcodes (memoised strings followed), never by unpickling."""
+    import pickletools
+
+    memo: dict[int, str] = {}
+    strings: list[str | None] = []
+    names: list[str] = []
+    try:
+        for opcode, arg, _pos in pickletools.genops(data):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+                strings.append(arg)
+            elif opcode.name == "MEMOIZE":
+                memo[len(memo)] = strings[-1] if strings else None  # type: ignore[assignment]
+                continue
+            elif opcode.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[int(arg)] = strings[-1] if strings else None  # type: ignore[assignment]
+                continue
+            elif opcode.name in ("BINGET", "LONG_BINGET", "GET"):
+                strings.append(memo.get(int(arg)))
+            else:
+                strings.append(None)
+            if len(strings) >= 2 and strings[-2] == "model_name" and isinstance(strings[-1], str):
+                names.append(strings[-1])
+    except Exception:  # noqa: BLE001 - a pickle this reader does not follow: no names, the note says NAME
+        pass
+    return tuple(dict.fromkeys(names))
 
 
 def _pickle_bytes(path: Path) -> bytes:

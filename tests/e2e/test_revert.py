@@ -426,11 +426,49 @@ def test_revert_names_the_checkpoints_it_strands(release_tree):
 
     partial = invoke("revert", str(tree), "-b", "mobilenetv2", "--dry-run")
     assert partial.exit_code == 0
-    assert "runs/detect/train/weights/v2.pt (MobileNetV2)\n" in partial.stderr
+    assert (f"runs/detect/train/weights/v2.pt needs BackboneMap, MobileNetV2; it loads again after "
+            f"`ultrapatch apply {tree} -b mobilenetv2`\n") in partial.stderr
     assert "v3.pt" not in partial.stderr and "notes.pt" not in partial.stderr  # MobileNetV3 and BackboneMap stay
-    assert f"`ultrapatch apply {tree} -b mobilenetv2`" in partial.stderr
 
     full = invoke("revert", str(tree))
     assert full.exit_code == 0
     assert "note: 2 checkpoint(s) here hold classes of ultralytics/nn/AddModules/" in full.stderr
-    assert "runs/detect/train/weights/v3.pt (BackboneMap, MobileNetV3)" in full.stderr
+    assert "runs/detect/train/weights/v3.pt needs BackboneMap, MobileNetV3; it loads again after `ultrapatch apply" in full.stderr
+
+
+LOAD_CHECKPOINT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch
+model = torch.load(sys.argv[2], weights_only=False)["model"]
+print(type(model.model[0]).__name__)
+"""
+
+
+def test_reverts_advice_for_a_checkpoint_works_as_written(release_tree):
+    """A checkpoint trained with a timm backbone, then revert, apply of another backbone only, revert again: the note
+    names every module the checkpoint needs (TimmBackbone too, not only what this revert takes out) with the timm
+    model, and its command, run as written, makes the checkpoint load."""
+    import shlex
+
+    tree = release_tree("8.4.190")
+    env = {**os.environ, "YOLO_OFFLINE": "1", "ULTRAPATCH_TIMM_PRETRAINED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    assert invoke("apply", str(tree), "-b", "timm:resnet18").exit_code == 0
+    best = tree / "runs/detect/train/weights/best.pt"
+    best.parent.mkdir(parents=True)
+    subprocess.run([sys.executable, "-c", SAVE_CHECKPOINT, str(tree), "yolo11n-resnet18.yaml", str(best)], check=True,
+                   capture_output=True, env=env, cwd=tree.parent, timeout=300)  # fmt: skip
+    assert invoke("revert", str(tree)).exit_code == 0
+    assert invoke("apply", str(tree), "-b", "mobilenetv3").exit_code == 0
+    again = invoke("revert", str(tree))
+    assert again.exit_code == 0, again.output
+    line = next(line for line in again.stderr.splitlines() if "best.pt" in line)
+    assert line.startswith("  runs/detect/train/weights/best.pt needs BackboneMap, TimmBackbone (timm:resnet18); "), line
+    command = line.split("it loads again after `")[1].rstrip("`")
+    assert command == f"ultrapatch apply {shlex.quote(str(tree))} -b timm:resnet18"
+    loading = [sys.executable, "-c", LOAD_CHECKPOINT, str(tree), str(best)]
+    assert subprocess.run(loading, capture_output=True, env=env, cwd=tree.parent, timeout=300).returncode != 0
+    applied = invoke(*shlex.split(command)[1:])
+    assert applied.exit_code == 0, applied.output
+    done = subprocess.run(loading, capture_output=True, text=True, env=env, cwd=tree.parent, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "TimmBackbone", done.stderr[-2000:]
