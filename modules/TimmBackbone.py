@@ -137,6 +137,62 @@ def _keep_own_settings(body: nn.Module) -> None:
             module.__class__ = kept
 
 
+class WeightsUnavailable(RuntimeError):
+    """timm's pretrained weights are neither in this machine's cache nor reachable."""
+
+
+def check_weights_reachable(name: str) -> None:
+    """Before timm's download of `name`'s pretrained weights: when they are not in the local cache and their host
+    cannot be reached (no network, or HF_HUB_OFFLINE), fail at once with one sentence that says where they were
+    looked for and how to get them, instead of a minute of retries and huggingface_hub's traceback."""
+    import socket
+    from urllib.parse import urlparse
+
+    timm = _timm()
+    try:
+        from timm.models._builder import _resolve_pretrained_source
+
+        cfg = timm.models.get_pretrained_cfg(name)
+        source, where = _resolve_pretrained_source(cfg.to_dict() if cfg is not None else {})
+    except Exception:  # noqa: BLE001 - a timm without these helpers: its own download says what happens
+        return
+    if source == "hf-hub":
+        repo, _, revision = where.partition("@")
+        try:
+            from huggingface_hub import constants, try_to_load_from_cache
+        except ImportError:
+            return
+        for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            if isinstance(try_to_load_from_cache(repo, filename, revision=revision or None), str):
+                return
+        cache = os.path.join(constants.HF_HUB_CACHE, "models--" + repo.replace("/", "--"))
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        fetch = f"`huggingface-cli download {repo}`"
+    elif source == "url":
+        cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(where).path))
+        if os.path.isfile(cache):
+            return
+        endpoint, offline, fetch = where, False, f"a download of {where}"
+    else:
+        return
+    host = urlparse(endpoint).hostname or endpoint
+    if not offline:
+        try:
+            socket.create_connection((host, urlparse(endpoint).port or 443), timeout=3).close()
+            return
+        except OSError:
+            pass
+    why = "HF_HUB_OFFLINE is set" if offline else f"{host} cannot be reached (no network)"
+    raise WeightsUnavailable(
+        f"TimmBackbone {name}: timm's pretrained weights are not in this machine's cache ({cache}) and {why}. Get "
+        f"them one of these ways: set HF_ENDPOINT to a mirror you can reach; copy that folder from a machine that has "
+        f"the weights (there: `python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` or {fetch}); "
+        f"write a local weights file in the YAML row ([\"{name}\", \"/path/to/model.safetensors\"]); or write False "
+        f"there for random weights"
+    )
+
+
 class TimmBackbone(nn.Module):
     """A timm model's feature maps at strides 4, 8, 16 and 32; `width_list` holds their channels."""
 
@@ -153,6 +209,8 @@ class TimmBackbone(nn.Module):
             pretrained, source = False, f"random weights ({PRETRAINED_ENV}=0)"
         else:
             source = "timm's pretrained weights" if pretrained else "random weights"
+            if pretrained:
+                check_weights_reachable(name)
         # timm loads a features-only model leniently and warns of the classifier's tensors it leaves out; the file was
         # checked against the whole model above, so that warning says nothing here
         builder = logging.getLogger("timm.models._builder")

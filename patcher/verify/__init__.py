@@ -551,8 +551,8 @@ def compare_stock(patched: dict, stock: dict, baseline: str = "the release rebui
         return {**result, "status": "fail", "reason": (
             f"the stock models take {ratio:.2f}x as long to build as in {baseline} ({mine_s:.1f} s against {theirs_s:.1f} s)")}
     return {**result, "status": "pass", "reason": (
-        f"all {len(stock)} stock models build as in {baseline} (layer table, parameters, outputs); build time "
-        f"{ratio:.2f}x its ({mine_s:.1f} s against {theirs_s:.1f} s)")}
+        f"all {len(stock)} stock models build as in {baseline} (layer table, parameters, outputs), in {ratio:.2f}x "
+        f"its build time ({mine_s:.1f} s against {theirs_s:.1f} s)")}
 
 
 def _hand_out(process: subprocess.Popen, waiting: deque, running: deque, specs: list[ModelSpec]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import zipfile
 from copy import deepcopy
 
@@ -137,6 +138,7 @@ def test_true_asks_timm_for_its_weights_unless_the_environment_says_not(monkeypa
         return real(*args, **{**kwargs, "pretrained": False})  # never download in a test
 
     monkeypatch.setattr(timm, "create_model", spy)
+    monkeypatch.setattr(sys.modules[TimmBackbone.__module__], "check_weights_reachable", lambda name: None)  # no network
     monkeypatch.delenv(PRETRAINED_ENV, raising=False)
     assert TimmBackbone("resnet18", True).pretrained == "timm's pretrained weights" and calls[-1] is True
     monkeypatch.setenv(PRETRAINED_ENV, "0")
@@ -216,3 +218,35 @@ def test_the_log_says_where_the_weights_came_from(caplog):
     with caplog.at_level(logging.INFO, logger="ultralytics"):
         TimmBackbone("resnet18", False)
     assert "TimmBackbone resnet18: maps of [64, 128, 256, 512] channels at strides [4, 8, 16, 32], random weights" in caplog.text
+
+
+def test_timms_weights_offline_fail_at_once_with_what_to_do(tmp_path, monkeypatch):
+    """`True` in a YAML row, with no weights in the cache and no network (this machine has none; HF_HUB_OFFLINE says
+    so everywhere): one sentence, at once, naming the cache folder and every way to get the weights."""
+    from patcher.modules.TimmBackbone import WeightsUnavailable
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))  # read at import
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(PRETRAINED_ENV, raising=False)
+    with pytest.raises(WeightsUnavailable) as raised:
+        TimmBackbone("resnet18", True)
+    message = str(raised.value)
+    assert message.startswith("TimmBackbone resnet18: timm's pretrained weights are not in this machine's cache (")
+    assert str(tmp_path / "hf" / "hub" / "models--timm--resnet18.a1_in1k") in message and "HF_HUB_OFFLINE is set" in message
+    for way in ("HF_ENDPOINT", "huggingface-cli download timm/resnet18.a1_in1k", '["resnet18", "/path/to/model.safetensors"]', "False"):
+        assert way in message
+
+    # a copy of the cache folder from a machine that has the weights: the advice works offline
+    from safetensors.torch import save_file
+
+    snapshot = tmp_path / "hf" / "hub" / "models--timm--resnet18.a1_in1k" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    state = seeded_state("resnet18")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+    backbone = TimmBackbone("resnet18", True)
+    assert torch.equal(backbone.body.conv1.weight, state["conv1.weight"])
