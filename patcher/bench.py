@@ -1,6 +1,6 @@
 """`ultrapatch bench`: how fast each patched model is against its family's stock model, on this device.
 
-The timing runs in the fork's own interpreter (`patcher/verify/bench.py`, as verify's checks do); this side picks the
+The timing runs in the fork's own interpreter (`patcher/fork/bench.py`, as verify's checks do); this side picks the
 models, starts it, shows its progress, and turns its figures into a table, a JSON report, and the plot's file.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from patcher.errors import UltrapatchError
+from patcher.launcher import command, fork_env
 from patcher.tree import Tree
-from patcher.verify import ModelSpec, _shadow_message, fork_env, unique_log
+from patcher.verify import ModelSpec, shadow_message, unique_log
 
-SCRIPT = Path(__file__).with_name("verify") / "bench.py"
 PROGRESS = "[bench] "  # the prefix of the script's progress lines
 
 
@@ -54,7 +54,7 @@ def run(
         log = unique_log("bench")
         with open(log, "w", encoding="utf-8") as stderr_log:
             process = subprocess.Popen(
-                [python, str(SCRIPT), str(spec_file)],
+                command(python, "bench", spec_file),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fork_env(scratch), cwd=scratch,
             )  # fmt: skip
 
@@ -78,7 +78,7 @@ def run(
                     )
                 elif kind == "shadowed":
                     process.kill()
-                    raise UltrapatchError(_shadow_message(tree, python, event))
+                    raise UltrapatchError(shadow_message(tree, python, event))
                 elif kind == "error":
                     process.kill()
                     raise UltrapatchError(event["message"] + ".")

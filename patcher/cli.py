@@ -322,8 +322,18 @@ def _verify(
         sys.exit(EXIT_EDIT_FAILED)
 
 
+def _list_checks(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from patcher.verify import list_checks
+
+        click.echo(list_checks())
+        ctx.exit(0)
+
+
 @cli.command()
 @PATH_ARG
+@click.option("--list-checks", is_flag=True, is_eager=True, expose_value=False, callback=_list_checks,
+              help="Print the checks, in the order they run, with what each proves; then exit.")
 @click.option("--model", "patterns", multiple=True, metavar="GLOB",
               help="Only the installed YAMLs whose name matches (repeatable); a scale letter picks that scale.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, or a CUDA device index such as 0.")
@@ -389,12 +399,11 @@ def bench(
     click.echo(json.dumps(report, indent=2) if as_json else benching.format_table(report))
 
 
-CARRY = Path(__file__).with_name("verify") / "carry.py"
-
-
 def _carry(action: str, tree_path: Path, source: Path, out: Path, python: str) -> dict:
-    """Run carry.py in the fork's interpreter; its report, or bad input with its sentence."""
+    """Run the checkpoint carrier (patcher/fork/carry.py) in the fork's interpreter; its report, or bad input with its
+    sentence."""
     from patcher import verify as verifier
+    from patcher.launcher import command, fork_env, tail
 
     tree = find_tree(tree_path)
     python = verifier.check_python(python)
@@ -404,13 +413,12 @@ def _carry(action: str, tree_path: Path, source: Path, out: Path, python: str) -
         raise UltrapatchError(f"{source} is not a file.")
     with tempfile.TemporaryDirectory(prefix="ultrapatch-carry-") as scratch:
         done = subprocess.run(
-            [python, str(CARRY), action, str(tree.root), str(source.resolve()), str(out.resolve())],
-            capture_output=True, text=True, env=verifier.fork_env(scratch), cwd=scratch,
+            command(python, "carry", action, tree.root, source.resolve(), out.resolve()),
+            capture_output=True, text=True, env=fork_env(scratch), cwd=scratch,
         )  # fmt: skip
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        raise UltrapatchError(f"{python} could not run the fork at {tree.root}: {tail[:600]}")
+        raise UltrapatchError(f"{python} could not run the fork at {tree.root}: {tail(done.stderr)}")
     report = json.loads(lines[-1])
     if not report["ok"]:
         raise UltrapatchError(report["error"] + ".")

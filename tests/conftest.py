@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from patcher.fetch import CACHE_ENV, fetch
+from patcher.launcher import command
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("ULTRAPATCH_TEST_CACHE", REPO / ".cache"))
-PROBE = REPO / "patcher" / "verify" / "probe.py"
 # The tutorials' own backbone code, re-indented: third-party files that live beside the repository, never in it.
 SEED_CODE = REPO.parent / "shared" / "reference" / "seed-code"
 
@@ -80,7 +80,7 @@ def run_probe(tree: Path, *models: str, timeout: int = 2400) -> dict:
     jobs = max(1, min(os.cpu_count() or 1, 4, len(models)))
     processes = [
         subprocess.Popen(
-            [sys.executable, str(PROBE), str(tree), *models[k::jobs]],
+            command(sys.executable, "probe", tree, *models[k::jobs]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tree.parent,
         )  # fmt: skip
         for k in range(jobs)

@@ -1,125 +1,76 @@
-"""verify's `ddp` check, one process per rank, started by `python -m torch.distributed.run` in the fork's interpreter.
-
-    python -m torch.distributed.run --nproc_per_node N ddp.py SPEC.json
-
-SPEC names the tree, the device, the model (YAML name, builder, task), the image size and the folder the ranks
-report to. Each rank imports the fork (first on sys.path, and checked to be it), builds the model with the same seed,
-wraps it in DistributedDataParallel as strictly as any release's trainer does (no `find_unused_parameters`, which
-8.1's trainer and a compiled model use; buffers broadcast from rank 0 before each forward), and runs two training
-steps on a batch of its own. A parameter that gets no gradient on some rank fails the check, with its name (DDP would
-otherwise stop the next step); so do parameters or buffers that differ across ranks afterwards, once a last
-forward in eval mode has synchronised the buffers as DDP does. Each rank writes `rank-K.json` to the report folder.
-"""
+"""verify's `--ddp N` check, the parent's half: the fork-side ranks (`patcher/fork/ddp.py`) started under
+torch.distributed.run, their verdicts read back, an error (not a finding) run once more, and a failure of the stock
+model in the same ranks attributed to the environment."""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
+import subprocess
+import tempfile
+import time
 from pathlib import Path
+from typing import Callable
+
+from patcher.launcher import ddp_command, fork_env, tail
+from patcher.tree import Tree
+from patcher.verify.report import VerifyReport, cell
+from patcher.verify.select import ModelSpec
 
 
-def fingerprints(module, torch) -> dict[str, list[float]]:
-    """Per parameter and buffer: its sum and its sum of squares, in float64."""
-    result = {}
-    for kind, items in (("param", module.named_parameters()), ("buffer", module.named_buffers())):
-        for name, tensor in items:
-            t = tensor.detach().double()
-            result[f"{kind} {name}"] = [float(t.sum()), float((t * t).sum())]
-    return result
+DDP_SIZE = 128  # the training batches' image size: DDP's bookkeeping does not depend on it
 
 
-def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    out = Path(spec["report"]) / f"rank-{rank}.json"
-
-    def report(**fields) -> int:
-        out.write_text(json.dumps({"rank": rank, **fields}), encoding="utf-8")
-        return 0
-
-    tree = Path(spec["tree"]).resolve()
-    sys.path.insert(0, str(tree))
-    import torch
-    import torch.distributed as dist
-
-    import ultralytics
-
-    if tree not in Path(ultralytics.__file__).resolve().parents:
-        return report(status="fail", reason=f"rank {rank} imported ultralytics from {ultralytics.__file__}, not the fork")
-    sys.path.insert(1, str(Path(__file__).resolve().parent))
-    from probe import synthetic_batch
-
-    from ultralytics.cfg import get_cfg
-
-    cuda = spec["device"] != "cpu"
-    device = torch.device(f"cuda:{rank}") if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        torch.manual_seed(0)  # every rank builds the same model, as every rank of the trainer does
-        model = getattr(ultralytics, spec["builder"])(spec["name"]).model.to(device).train()
-        model.args = get_cfg()
-        model.nc = model.yaml.get("nc", 80)
-        for name, p in model.named_parameters():  # what the trainer trains: everything but the DFL's fixed weights
-            p.requires_grad_(".dfl" not in name)
-        ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[rank] if cuda else None, find_unused_parameters=False, broadcast_buffers=True
-        )
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-        size = (spec["imgsz"], spec["imgsz"])
-        for step in range(2):
-            torch.manual_seed(1000 * rank + step)  # a batch of this rank's own
-            batch = synthetic_batch(torch, spec["task"], size, images=2)
-            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            optimizer.zero_grad(set_to_none=True)
-            loss = ddp(batch)[0]
-            loss.sum().backward()
-            unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-            everyone = [None] * world  # every rank learns what every rank found before any of them stops: a rank
-            dist.all_gather_object(everyone, unused)  # that left early would break the others' collectives
-            found = next(((k, names) for k, names in enumerate(everyone) if names), None)
-            if found:
-                k, names = found
-                return report(
-                    status="fail",
-                    reason=(
-                        f"{len(names)} parameter(s) get no gradient on rank {k} (e.g. {', '.join(names[:3])}): "
-                        f"DistributedDataParallel without find_unused_parameters stops at the next step"
-                    ),
-                )
-            optimizer.step()
-        ddp.eval()
-        with torch.no_grad():  # DDP broadcasts rank 0's buffers before a forward: after it, every rank must agree
-            ddp(torch.rand(1, 3, *size, device=device))
-        mine = fingerprints(model, torch)
-        gathered = [None] * world
-        dist.all_gather_object(gathered, mine)
-        differing = sorted(
-            {
-                key
-                for other in gathered
-                for key, (total, squares) in mine.items()
-                if key not in other
-                or abs(other[key][0] - total) > 1e-6 * (1 + abs(total))
-                or abs(other[key][1] - squares) > 1e-6 * (1 + abs(squares))
-            }
-        )
-        if differing:
-            kinds = {k.split()[0] for k in differing}
-            what = " and ".join(sorted(f"{kind}s" for kind in kinds))
-            return report(
-                status="fail",
-                reason=f"{len(differing)} {what} differ across ranks after two steps (e.g. {', '.join(differing[:3])})",
-            )
-        return report(status="pass", reason=f"{world} ranks, 2 steps, parameters and buffers identical across ranks")
-    except Exception as exc:  # noqa: BLE001 - the reason is the report
-        return report(status="fail", reason=f"rank {rank}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+def check_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str, name: str | None = None) -> dict:
+    """verify's `ddp` check on one model: `ranks` processes under torch.distributed.run in the fork's interpreter
+    (ddp.py); the verdict of the first rank that fails, or a pass. A run that ended in an error rather than a finding
+    (a rank's exception, or the launcher's failure) is run once more, and the verdict says so (`retried`): the
+    check's findings are facts of the model, while a connection or a launch can fail once."""
+    started = time.perf_counter()
+    verdict = _launch_ddp(tree, spec, ranks, python, device, name)
+    if verdict["status"] == "fail" and verdict["cause"] == "error":
+        first = verdict["reason"]
+        verdict = {**_launch_ddp(tree, spec, ranks, python, device, name), "retried": first}
+    return {**verdict, "seconds": round(time.perf_counter() - started, 2)}
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def _launch_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: str, name: str | None) -> dict:
+    """One run of the ddp check: its status and reason."""
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-ddp-") as scratch:
+        report = Path(scratch) / "ranks"
+        report.mkdir()
+        spec_file = Path(scratch) / "spec.json"
+        spec_file.write_text(json.dumps({
+            "tree": str(tree.root), "device": device, "name": name or spec.name, "builder": spec.template.builder,
+            "task": spec.template.task, "imgsz": DDP_SIZE, "report": str(report),
+        }), encoding="utf-8")  # fmt: skip
+        env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(ddp_command(python, ranks, spec_file), capture_output=True, text=True, env=env, cwd=scratch,
+                              timeout=1800)  # fmt: skip
+        verdicts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(report.glob("rank-*.json"))]
+    # a rank's own finding before a rank's crash, which may only echo another rank's exit
+    failed = sorted((v for v in verdicts if v["status"] != "pass"), key=lambda v: v["cause"] != "finding")
+    if failed:
+        return {"status": "fail", "reason": failed[0]["reason"], "cause": failed[0]["cause"]}
+    if done.returncode != 0 or len(verdicts) != ranks:
+        return {"status": "fail", "reason": f"torch.distributed.run exited {done.returncode}: {tail(done.stderr, width=400)}",
+                "cause": "error"}  # fmt: skip
+    return {"status": "pass", "reason": verdicts[0]["reason"], "cause": "none"}
+
+
+def add_ddp(report: VerifyReport, tree: Tree, specs: list[ModelSpec], ranks: int, python: str, device: str,
+            progress: Callable[[str], None] = lambda line: None) -> None:
+    """Run the ddp check on every model that built, and put it in the report beside the other checks."""
+    for spec, model in zip(specs, report.models):
+        if model["checks"].get("build", {}).get("status") != "pass":
+            model["checks"]["ddp"] = {"status": "skip", "reason": "the model did not build", "cause": "not-applicable", "seconds": 0.0}
+            continue
+        model["checks"]["ddp"] = verdict = check_ddp(tree, spec, ranks, python, device)
+        if verdict["status"] == "fail":  # the stock model in the same ranks: a failure of both is the environment's
+            stock = check_ddp(tree, spec, ranks, python, device, name=spec.stock)
+            if stock["status"] == "fail":
+                verdict.update(status="environment", reason=f"the stock {spec.stock} fails this check too: {stock['reason']}",
+                               cause="environment", control=stock["reason"])  # fmt: skip
+        model["ok"] = model["ok"] and verdict["status"] != "fail"
+        outcome = cell(verdict["status"])
+        line = f"ddp {spec.name}: {outcome} in {verdict['seconds']} s"
+        progress(line if verdict["status"] == "pass" else f"{line}: {verdict['reason']}")

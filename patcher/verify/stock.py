@@ -1,100 +1,142 @@
-"""verify's `stock` check, the half that runs in the fork's interpreter: build every stock model YAML of a fork and
-print, as JSON, what must not change when the fork is patched: its layer table (type, index, from, parameters), save
-list, strides, the size of the stride probe, its outputs for one seeded input with seeded weights, and (apart) the
-seconds its build took.
-
-    python stock.py TREE [SKIP.json]
-
-SKIP.json lists YAMLs (paths relative to TREE) that are not the release's: the ones ultrapatch installed. Run with
-the fork first on sys.path (the script puts TREE there). A YAML that fails to build is reported with its error (the
-same error is expected of the unpatched release). Needs only the standard library, torch and the fork.
-"""
+"""verify's `stock` check, the parent's half: every stock YAML of the release built in the patched fork and in the
+unpatched one (the record's originals put back in a temporary copy), by `patcher/fork/stock.py` in both at once, and
+compared: layer tables, parameters, save lists, strides, the stride probe, seeded outputs, and build time."""
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
+import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
+from typing import Callable
 
-from runner import tensors  # beside this file: the same walk over a model's output
-
-
-def probe(path: Path) -> dict:
-    import torch
-    from ultralytics.nn import tasks
-
-    cfg = tasks.yaml_model_load(path)
-    stem = path.stem
-    if "rtdetr" in stem:
-        cls = tasks.RTDETRDetectionModel
-    else:
-        task = tasks.guess_model_task(cfg)
-        cls = {"detect": tasks.DetectionModel, "segment": tasks.SegmentationModel, "pose": tasks.PoseModel,
-               "obb": getattr(tasks, "OBBModel", None), "classify": tasks.ClassificationModel}.get(task)
-        if "world" in stem:
-            cls = tasks.WorldModel
-        elif "yoloe" in stem:
-            cls = getattr(tasks, "YOLOESegModel" if "seg" in stem else "YOLOEModel", None)
-    if cls is None:
-        return {"error": "no model class"}
-    probes = []
-    zeros = torch.zeros
-
-    def recording(*size, **kwargs):
-        shape = size[0] if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-        if len(shape) == 4:
-            probes.append(list(shape[2:]))
-        return zeros(*size, **kwargs)
-
-    torch.manual_seed(0)
-    torch.zeros = recording
-    started = time.perf_counter()
-    try:
-        model = cls(cfg, verbose=False)
-    finally:
-        torch.zeros = zeros
-    seconds = time.perf_counter() - started
-    model.eval()
-    table = [[type(m).__name__, m.i, m.f if isinstance(m.f, int) else list(m.f), sum(p.numel() for p in m.parameters())]
-             for m in model.model]
-    with torch.no_grad():
-        image = torch.rand(1, 3, 160, 128, generator=torch.Generator().manual_seed(1))  # RT-DETR: 420 anchors, 300 queries
-        outputs = tensors(model(image))
-    return {
-        "table": table,
-        "params": sum(p.numel() for p in model.parameters()),
-        "save": list(model.save),
-        "stride": [float(s) for s in getattr(model, "stride", torch.zeros(0)).flatten().tolist()],
-        "probes": probes,
-        "outputs": [[list(t.shape), round(float(t.double().sum()), 3)] for t in outputs],
-        "seconds": round(seconds, 4),
-    }
+from patcher import state
+from patcher.errors import UltrapatchError
+from patcher.launcher import command, fork_env, tail
+from patcher.tree import Tree
 
 
-def main() -> None:
-    tree = Path(sys.argv[1]).resolve()
-    sys.path.insert(0, str(tree))
-    real_stdout = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # Ultralytics logs to stdout
-    import torch
+# The stock models' builds, all together, may take this much longer in the patched fork than in the release: the two
+# run in separate processes at once, and measured 1.2-1.4x apart with the same code in each model (process state and
+# load, not the edits). The exact part of "no slower" is the stride probe's size and the layer table, which must be
+# the release's for every stock model; the clock catches only a gross slowdown.
+SLOWER = 2.0
 
-    torch.set_num_threads(1)
-    models = sorted((tree / "ultralytics" / "cfg" / "models").rglob("*.yaml"))
-    skip = set(json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))) if len(sys.argv) > 2 else set()
-    report = {}
-    for path in models:
-        name = path.relative_to(tree).as_posix()
-        if name in skip:
-            continue
+
+def check_stock_models(tree: Tree, python: str = sys.executable, progress: Callable[[str], None] = lambda line: None) -> dict:
+    """verify's `stock` check: every stock model YAML of the release builds in the patched fork with the same layer
+    table, parameters, save list, strides, stride probe and seeded outputs as in the unpatched release, which is
+    rebuilt from the record's originals in a temporary folder, and its build takes no longer (all builds together,
+    within SLOWER for timer noise). Both run at once, one core each, in `python`."""
+    record = state.load(tree.root)
+    if record is None:
+        return {"status": "skip", "reason": "no record of an apply here: the unpatched release cannot be rebuilt", "models": 0}
+    created = sorted(rel for rel, original in record.originals().items() if original is None)
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-stock-") as scratch:
+        release = Path(scratch) / "release"
         try:
-            report[name] = probe(path)
-        except Exception as exc:  # noqa: BLE001 - the unpatched fork must fail the same way
-            report[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    real_stdout.write(json.dumps(report))
-    real_stdout.flush()
+            baseline = unpatched_release(tree, record, release, progress)
+        except UltrapatchError as exc:
+            return {"status": "skip", "reason": str(exc), "models": 0}
+        skip = Path(scratch) / "skip.json"
+        skip.write_text(json.dumps(created), encoding="utf-8")
+        env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
+        progress(f"stock models: building every stock YAML of the release in the patched fork and in the release itself")
+        processes = [
+            subprocess.Popen(command(python, "stock", root, skip), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env, cwd=scratch)
+            for root in (tree.root, release)
+        ]  # fmt: skip
+        outputs = [process.communicate() for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        if process.returncode != 0:
+            return {"status": "fail", "reason": f"the stock-model probe stopped (exit {process.returncode}): {tail(err)}", "models": 0}
+    patched, stock = (json.loads(out) for out, _ in outputs)
+    result = {**compare_stock(patched, stock, baseline), "baseline": baseline}
+    changed = originals_not_published(tree, record)
+    if changed:
+        result["reason"] += (
+            f"; the recorded originals are not Ultralytics {tree.release_text}'s published text in "
+            f"{', '.join(changed)} (changes made before ultrapatch's apply)"
+        )
+    return result
 
 
-if __name__ == "__main__":
-    main()
+def originals_not_published(tree: Tree, record: state.State) -> list[str]:
+    """The recorded originals that differ from the release's published text, where the tree says what that is: a
+    tree `ultrapatch fetch` made has it as its first commit. Elsewhere nothing is known, and none is named."""
+    root = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=tree.root, capture_output=True, text=True)
+    first = root.stdout.split()[:1]
+    if root.returncode != 0 or not first:
+        return []
+    subject = subprocess.run(["git", "log", "-1", "--format=%s", first[0]], cwd=tree.root, capture_output=True, text=True)
+    if subject.stdout.strip() != f"Ultralytics {tree.release_text} (PyPI source release)":
+        return []
+    from patcher.gitops import committed
+
+    return sorted(
+        rel for rel, original in record.originals().items()
+        if original is not None and committed(tree.root, first[0], rel) != original
+    )  # fmt: skip
+
+
+TUTORIAL_MARKS = (b"AddModules", b"width_list")  # in an original: a tutorial was applied by hand before apply
+
+
+def unpatched_release(tree: Tree, record: state.State, dest: Path, progress: Callable[[str], None]) -> str:
+    """The release's own `ultralytics/` package in `dest`: the fork's, with the record's originals put back (a file
+    ultrapatch created removed). Where the originals hold a tutorial applied by hand (apply adopted it), they are not
+    the release: the release's source is taken from PyPI instead (pip's download, or ULTRAPATCH_SDIST_CACHE).
+    Returns what the baseline is; UltrapatchError when there is none to be had."""
+    originals = record.originals()
+    if any(mark in (text or b"") for text in originals.values() for mark in TUTORIAL_MARKS):
+        from patcher.fetch import cached_sdist, unpack
+
+        progress(f"stock models: the originals hold a hand-applied tutorial; taking Ultralytics {tree.release_text} from PyPI")
+        try:
+            with tempfile.TemporaryDirectory(dir=dest.parent) as download:
+                unpack(cached_sdist(tree.release_text, Path(download)), dest)
+        except UltrapatchError as exc:
+            raise UltrapatchError(
+                f"the record's originals hold a tutorial applied by hand, so they are not the release, and the release "
+                f"could not be had from PyPI ({exc})"
+            ) from None
+        return f"Ultralytics {tree.release_text} from PyPI"
+    shutil.copytree(tree.root / "ultralytics", dest / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, original in originals.items():
+        if not rel.startswith("ultralytics/"):
+            continue
+        target = dest / rel
+        if original is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(original)
+    return "the unpatched fork (its files as they were before ultrapatch's apply, from the record)"
+
+
+def compare_stock(patched: dict, stock: dict, baseline: str = "the release rebuilt from the record's originals") -> dict:
+    """The verdict of the stock check from the two probes' reports (YAML: what it built, and the seconds it took)."""
+    differ = []
+    for name in sorted(set(patched) | set(stock)):
+        mine, theirs = dict(patched.get(name) or {}), dict(stock.get(name) or {})
+        mine.pop("seconds", None), theirs.pop("seconds", None)
+        if mine != theirs:
+            what = next((k for k in ("error", "table", "params", "save", "stride", "probes", "outputs")
+                         if mine.get(k) != theirs.get(k)), "presence")  # fmt: skip
+            differ.append(f"{Path(name).name} ({what})")
+    timed = [n for n in stock if "seconds" in stock[n] and "seconds" in (patched.get(n) or {})]
+    mine_s, theirs_s = sum(patched[n]["seconds"] for n in timed), sum(stock[n]["seconds"] for n in timed)
+    ratio = mine_s / theirs_s if theirs_s else 1.0
+    result = {"models": len(stock), "differ": differ, "seconds": round(mine_s, 2), "release_seconds": round(theirs_s, 2),
+              "ratio": round(ratio, 3)}  # fmt: skip
+    if differ:
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        return {**result, "status": "fail", "reason": f"{len(differ)} of {len(stock)} stock models differ from {baseline}: {shown}"}
+    if ratio > SLOWER:
+        return {**result, "status": "fail", "reason": (
+            f"the stock models take {ratio:.2f}x as long to build as in {baseline} ({mine_s:.1f} s against {theirs_s:.1f} s)")}
+    return {**result, "status": "pass", "reason": (
+        f"all {len(stock)} stock models build as in {baseline} (layer table, parameters, outputs), in {ratio:.2f}x "
+        f"its build time ({mine_s:.1f} s against {theirs_s:.1f} s)")}

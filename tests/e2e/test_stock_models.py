@@ -12,18 +12,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from patcher.launcher import command
+
 from conftest import RELEASES, REPO
 from patcher.cli import cli
 
 pytestmark = pytest.mark.e2e
-PROBE = REPO / "patcher" / "verify" / "stock.py"
 
 
 def start(tree: Path, skip: list[str] = ()) -> subprocess.Popen:
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tree.parent / "settings"), "OMP_NUM_THREADS": "1"}
     skip_file = tree.parent / f"skip-{tree.name}.json"
     skip_file.write_text(json.dumps(list(skip)))
-    return subprocess.Popen([sys.executable, str(PROBE), str(tree), str(skip_file)], stdout=subprocess.PIPE,
+    return subprocess.Popen(command(sys.executable, "stock", tree, skip_file), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tree.parent)
 
 

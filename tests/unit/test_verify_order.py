@@ -7,7 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from patcher.backbones import TEMPLATES
-from patcher.verify import ModelSpec, _matches, cost, scaled_name, scales_of, variants_note
+from patcher.verify import ModelSpec, scaled_name, scales_of, variants_note
+from patcher.verify.pool import cost
+from patcher.verify.select import _matches
 
 
 def spec(template: str, scale: str | None, variant: str = "MobileNetV2") -> ModelSpec:

@@ -1,7 +1,7 @@
 """`ultrapatch bench`: each patched model against its family's stock model at the same scale, timed in the fork's
 own interpreter.
 
-    python bench.py SPEC.json
+    python launch.py bench SPEC.json
 
 SPEC names the tree, the device, precision, batch sizes, image size, rounds, whether to time ONNX, where to draw the
 plot, and the models (each with its stock model). Events go to stdout, one JSON line each, as runner.py's do:
@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from probe import synthetic_batch
-from runner import event_stream, open_fork
+from .data import synthetic_batch
+from .process import event_stream, open_fork
 
 WARMUP = 3
 
@@ -290,6 +290,3 @@ def main(argv: list[str]) -> int:
     emit(event="done")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,8 +1,8 @@
 """`ultrapatch export-checkpoint` and `import-checkpoint`: carry a trained model to another tree, run as a script in the
 fork's own interpreter (it unpickles the fork's classes), with the fork first on sys.path.
 
-    python carry.py export TREE CHECKPOINT OUT     # a trained best.pt -> a portable checkpoint
-    python carry.py import TREE PORTABLE OUT       # a portable checkpoint -> a best.pt of this tree
+    python launch.py carry export TREE CHECKPOINT OUT     # a trained best.pt -> a portable checkpoint
+    python launch.py carry import TREE PORTABLE OUT       # a portable checkpoint -> a best.pt of this tree
 
 A trained `best.pt` pickles the model's classes, `ultralytics.nn.AddModules.*` among them, so it loads only where
 those files are. The portable checkpoint holds no class at all: the model's YAML (a dict), the name of its model class
@@ -144,6 +144,3 @@ def main(argv: list[str]) -> int:
     report.flush()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

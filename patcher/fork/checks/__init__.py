@@ -1,0 +1,37 @@
+"""The checks of `ultrapatch verify`, in the order they run on each model: the only list of them. A new check is one
+module here and one row below; `ultrapatch verify --list-checks` prints this table."""
+
+from __future__ import annotations
+
+from .base import Check
+from .build import Build
+from .checkpoint import Checkpoint
+from .distill import Distill
+from .embed import Embed
+from .export import Export
+from .forward import Forward
+from .freeze import Freeze
+from .fuse import Fuse
+from .strides import Strides
+from .train import Train
+from .val import Val
+from .weights import Weights
+
+CHECKS: tuple[Check, ...] = (
+    Build(),
+    Weights(),
+    Forward(),
+    Strides(),
+    Train(),
+    Embed(),
+    Freeze(),
+    Distill(),
+    Checkpoint(),
+    Fuse(),
+    Val(),
+    Export(),
+)
+
+
+def by_name(name: str) -> Check:
+    return next(check for check in CHECKS if check.name == name)

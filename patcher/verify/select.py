@@ -1,0 +1,128 @@
+"""Which models `ultrapatch verify` and `bench` take: every installed YAML at its first scale, or those a `--model`
+glob names (a scale letter in the name picks that scale), each with the stock model of its family it is compared with."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from patcher import state
+from patcher.backbones import BACKBONES, Backbone, Template, backbone_named, installed_timm_models
+from patcher.errors import UltrapatchError
+from patcher.tree import Tree
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to verify: an installed YAML at one scale, and the stock model it is compared with."""
+
+    yaml: str  # the installed file, relative to the tree
+    name: str  # what YOLO()/RTDETR() is given: the file name, with the scale letter where the family has scales
+    template: Template
+    variant: str
+    stock: str
+
+    def to_json(self) -> dict:
+        return {
+            "yaml": self.yaml,
+            "name": self.name,
+            "family": self.template.stem.split("-")[0] if self.template.builder == "YOLO" else self.template.stem,
+            "task": self.template.task,
+            "builder": self.template.builder,
+            "variant": self.variant,
+            "stock": self.stock,
+        }
+
+
+def scales_of(text: str) -> list[str]:
+    """The scale letters a model YAML defines, in order (none for a YAML without `scales:`)."""
+    block = re.search(r"^scales:.*\n((?:[ \t]+.*\n?)+)", text, re.M)
+    return re.findall(r"^[ \t]+([a-z]):", block.group(1), re.M) if block else []
+
+
+VERSION = r"^(yolo(?:v)?\d+)"  # the family's version at the start of a YOLO file name; the scale letter follows it
+
+
+def scaled_name(file_name: str, scale: str) -> str:
+    """`yolo11-seg-X.yaml` at scale n is `yolo11n-seg-X.yaml`: Ultralytics reads the letter after the version."""
+    return re.sub(VERSION, rf"\g<1>{scale}", file_name, count=1)
+
+
+def _stock(template: Template, scale: str | None) -> str:
+    stem = template.stem
+    return f"{scaled_name(stem, scale) if scale and stem.startswith('yolo') else stem}.yaml"
+
+
+def installed_backbones(tree: Tree) -> list[Backbone]:
+    """The backbones apply recorded, or, for a tree without a record, those whose module file is in place."""
+    record = state.load(tree.root)
+    if record is not None and record.backbones:
+        return [backbone_named(name) for name in record.backbones]
+    return [b for b in BACKBONES.values() if (tree.root / b.module_path).is_file()] + installed_timm_models(tree.root)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name.removesuffix(".yaml"), p) for p in patterns)
+
+
+def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Backbone] | None = None) -> list[ModelSpec]:
+    """Every installed YAML at its first scale; with patterns, those whose file name (or a scaled name) matches."""
+    chosen = backbones if backbones is not None else installed_backbones(tree)
+    if not chosen:
+        raise UltrapatchError(
+            f"no ultrapatch backbone is installed in {tree.root}; run `ultrapatch apply {tree.root} --backbone NAME` first."
+        )
+    specs: list[ModelSpec] = []
+    for backbone in chosen:
+        for template, variant, rel in backbone.yamls(tree.release):
+            path = tree.root / rel
+            if not path.is_file():
+                continue
+            file_name = path.name
+            scales = scales_of(path.read_text(encoding="utf-8")) if template.stem.startswith("yolo") else []
+            first = scales[:1] or [None]
+            if not patterns or _matches(file_name, patterns):  # a file's own name means its first scale
+                wanted = first
+            else:  # a scaled name (yolo11s-...) picks that scale
+                wanted = [s for s in scales if _matches(scaled_name(file_name, s), patterns)]
+            specs += [
+                ModelSpec(rel, scaled_name(file_name, s) if s else file_name, template, variant, _stock(template, s))
+                for s in wanted
+            ]
+    if not specs:
+        wanted = f"matches {' or '.join(repr(p) for p in patterns)}" if patterns else "is in place"
+        raise UltrapatchError(
+            f"no installed model YAML {wanted} in {tree.root}; `ultrapatch status {shlex.quote(str(tree.root))} --yamls` "
+            f"lists the installed YAMLs by name."
+        )
+    return specs
+
+
+def variant_glob(variant: str) -> str:
+    """The --model glob that selects one variant's models (`*-MobileNetV2` leaves out `...-MobileNetV2_tv`)."""
+    return f"*-{variant}"
+
+
+def variants_note(tree: Tree, specs: list[ModelSpec]) -> str | None:
+    """A sentence for a selection that spans several variants of a backbone: each variant's models take about as long
+    as a one-variant backbone's, and a user trains one of them; None for a selection of one variant."""
+    variants = list(dict.fromkeys(spec.variant for spec in specs))
+    if len(variants) < 2:
+        return None
+    return (
+        f"note: {len(specs)} models of {len(variants)} backbone variants ({', '.join(variants)}); to verify only the "
+        f"one you will train: ultrapatch verify {shlex.quote(str(tree.root))} --model '{variant_glob(variants[0])}'"
+    )
+
+
+def check_python(python: str) -> str:
+    """The interpreter to run the checks with: an existing executable, else bad input."""
+    found = shutil.which(python) if os.sep not in python else (python if os.access(python, os.X_OK) else None)
+    if not found or not Path(found).is_file():
+        raise UltrapatchError(f"--python {python}: no such interpreter; give the python of the environment you train with.")
+    return found
