@@ -17,35 +17,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from patcher import gitops
 from patcher import state as records
+from patcher.errors import EditFailed
 from patcher.backbones import Backbone, backbone_order, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.addmodules import INIT
 from patcher.edits.base import Context
 from patcher.merge import merge
-from patcher.planner import Plan, bytes_diff, edited_originals, make_plan
+from patcher.planner import Plan, edited_originals, make_plan
+from patcher.transaction import Transaction, WritePlan
 from patcher.tree import Tree
 
 
 @dataclass
-class ApplyPlan:
-    plan: Plan  # the edits on the tree's current texts: what each reports
-    record: records.State  # the record after the apply
-    writes: dict[str, bytes] = field(default_factory=dict)  # what each changed file becomes
-    current: dict[str, bytes | None] = field(default_factory=dict)  # what each of them holds now (None: absent)
-    merged: list[str] = field(default_factory=list)  # files with changes of the user's, merged onto the new text
+class ApplyPlan(WritePlan):
+    """An apply's writes (WritePlan), with the edits' reports on the tree's current texts (`plan`)."""
+
+    plan: Plan | None = None  # the edits on the tree's current texts: what each reports
     fresh: list[str] = field(default_factory=list)  # files this apply is the first to write: their text is the original
     restored: list[str] = field(default_factory=list)  # files that had lost ultrapatch's edits (or were deleted): put back
-    conflicts: dict[str, list[str]] = field(default_factory=dict)  # file: the regions where the user's changes overlap
     upgraded: list[str] = field(default_factory=list)  # files whose originals are the newer release's (an upgraded fork)
-
-    def diff(self) -> bytes:
-        """A `git apply`-able unified diff of the writes, each file's in its own encoding."""
-        return b"".join(bytes_diff(rel, self.current[rel], data) for rel, data in sorted(self.writes.items()))
-
-    @property
-    def before(self) -> dict[str, str | None]:
-        return {rel: None if data is None else records.sha256(data) for rel, data in self.current.items()}
 
 
 def disk(tree: Tree, rel: str) -> bytes | None:
@@ -76,21 +68,21 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     overlay = judged_texts(tree, record)
     plan = make_plan(tree, EDITS, Context(tree.release, backbones, created), overlay=overlay)
     if not plan.ok:
-        return ApplyPlan(plan, record or records.State(tree.release_text))
+        return ApplyPlan(record=record or records.State(tree.release_text), plan=plan)
     if record is None:  # the first apply: the files as they are now are the originals
         record = records.State(tree.release_text, [b.name for b in backbones])
         record.exclude_added = records.excluded(tree.root, present=True) is not None  # else the line is the user's
-        result = ApplyPlan(plan, record)
+        result = ApplyPlan(record=record, plan=plan)
         for rel, (original, new) in plan.raw.items():
             record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
             record.files[rel].ours = result.writes[rel] = new
             result.current[rel] = original
         return result
-    result = ApplyPlan(plan, record, upgraded=upgraded)
+    result = ApplyPlan(record=record, plan=plan, upgraded=upgraded)
     repaired = _repaired(tree, record, created, overlay)
     if isinstance(repaired, Plan):  # the recorded edits cannot be made again on the disk: its reports say why
-        return ApplyPlan(repaired, record)
+        return ApplyPlan(record=record, plan=repaired)
     if not plan.changes and not repaired and not upgraded:
         return result
     for rel, (original, _new) in plan.raw.items():
@@ -156,3 +148,54 @@ def take_upgrade(tree: Tree, record: records.State) -> list[str]:
         file_record.original = file_record.ours = current if regions else unedited
     record.release = tree.release_text
     return taken
+
+
+def refuse(planned: ApplyPlan) -> None:
+    """EditFailed, before anything is written, when an edit failed or a merge of the user's changes conflicts."""
+    if not planned.plan.ok:
+        raise EditFailed(f"{len(planned.plan.failed)} edit(s) could not be made; nothing was written.")
+    if planned.conflicts:
+        regions = "; ".join(f"{rel} ({', '.join(where)})" for rel, where in planned.conflicts.items())
+        raise EditFailed(
+            f"your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Move or commit your changes "
+            f"there (`git diff` shows them), or revert ultrapatch first, then apply again."
+        )
+
+
+def notes(tree: Tree, planned: ApplyPlan) -> list[str]:
+    """What apply says of the files it is about to write that held something of the user's, or lost something of its
+    own."""
+    said = [
+        f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)"
+        for rel in gitops.uncommitted(tree.root, sorted(planned.writes))
+        if rel in planned.fresh
+    ]
+    for rel in planned.restored:
+        what = "was deleted" if planned.current.get(rel, b"") is None else "had lost some of ultrapatch's edits"
+        said.append(f"note: {rel} {what} since apply: put back")
+    said += [f"note: {rel} has changes of yours: they are kept, merged with ultrapatch's new edits" for rel in planned.merged]
+    return said
+
+
+def write(tree: Tree, planned: ApplyPlan) -> None:
+    """Carry out the plan as one transaction (nothing when there is nothing to write)."""
+    if planned.writes:
+        Transaction("apply", dict(planned.writes), planned.before, planned.record).commit(tree.root)
+
+
+def commit(tree: Tree, planned: ApplyPlan, backbones: tuple[Backbone, ...]) -> str:
+    """`apply --commit`: the written files as one git commit, which the record then names; the commit's hash."""
+    from patcher import __version__
+    from patcher.edits.base import Status
+
+    changed, plan, record = sorted(planned.writes), planned.plan, planned.record
+    sha = gitops.commit(
+        tree.root,
+        changed,
+        f"ultrapatch: {', '.join(b.name for b in backbones)} backbone(s) for Ultralytics {tree.release_text}\n\n"
+        f"Applied by ultrapatch {__version__}: {plan.count(Status.APPLIED)} edit(s), {len(changed)} file(s).\n"
+        f"Backbones installed: {', '.join(record.backbones)}. Undo with `ultrapatch revert`.",
+    )
+    record.commit = sha
+    records.save(tree.root, record)
+    return sha

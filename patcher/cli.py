@@ -9,8 +9,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -22,9 +20,10 @@ from patcher import NEWEST_TESTED_RELEASE, __version__
 from patcher.backbones import BACKBONES, Backbone, check_timm_models, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.base import Status
-from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL, EditFailed, UltrapatchError
+from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL
 from patcher import state
 from patcher import gitops, transaction
+from patcher import applying
 from patcher.applying import ApplyPlan, plan_apply
 from patcher.planner import Plan
 from patcher.tree import COMPROMISED_RELEASES, OLDEST_SUPPORTED, Tree, find_tree, format_version, parse_version
@@ -144,39 +143,20 @@ def apply(
     with transaction.locked(tree.root, "apply"):
         _echo_recovered(tree)
         planned = plan_apply(tree, backbones)
-        plan, record = planned.plan, planned.record
         click.echo(_header(tree, backbones))
         _refuse_failed(planned, err=False)
-        changed = sorted(planned.writes)
         if commit:
-            gitops.check_can_commit(tree.root, changed)
-        for rel in gitops.uncommitted(tree.root, changed):
-            if rel in planned.fresh:
-                click.echo(f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)")
-        for rel in planned.restored:
-            what = "was deleted" if planned.current.get(rel, b"") is None else "had lost some of ultrapatch's edits"
-            click.echo(f"note: {rel} {what} since apply: put back")
-        for rel in planned.merged:
-            click.echo(f"note: {rel} has changes of yours: they are kept, merged with ultrapatch's new edits")
-        if changed:
-            transaction.Transaction("apply", dict(planned.writes), planned.before, record).commit(tree.root)
+            gitops.check_can_commit(tree.root, sorted(planned.writes))
+        for line in applying.notes(tree, planned):
+            click.echo(line)
+        applying.write(tree, planned)
         if show_diff:
             click.echo(planned.diff(), nl=False)
-        files = len(changed)
+        files, plan = len(planned.writes), planned.plan
         counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
         click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
-        if commit and changed:
-            names = ", ".join(b.name for b in backbones)
-            sha = gitops.commit(
-                tree.root,
-                changed,
-                f"ultrapatch: {names} backbone(s) for Ultralytics {tree.release_text}\n\n"
-                f"Applied by ultrapatch {__version__}: {plan.count(Status.APPLIED)} edit(s), {files} file(s).\n"
-                f"Backbones installed: {', '.join(record.backbones)}. Undo with `ultrapatch revert`.",
-            )
-            record.commit = sha
-            state.save(tree.root, record)
-            click.echo(f"committed {files} file(s) as {sha[:10]}")
+        if commit and files:
+            click.echo(f"committed {files} file(s) as {applying.commit(tree, planned, backbones)[:10]}")
     if then_verify:
         from patcher import verify as verifier
 
@@ -197,14 +177,7 @@ def _recorded(tree: Tree) -> list[str]:
 def _refuse_failed(planned: ApplyPlan, err: bool) -> None:
     """Print the edits' reports; exit 1, before anything is written, when an edit failed or a merge conflicts."""
     _echo_reports(planned.plan, err=err)
-    if not planned.plan.ok:
-        raise EditFailed(f"{len(planned.plan.failed)} edit(s) could not be made; nothing was written.")
-    if planned.conflicts:
-        regions = "; ".join(f"{rel} ({', '.join(where)})" for rel, where in planned.conflicts.items())
-        raise EditFailed(
-            f"your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Move or commit your changes "
-            f"there (`git diff` shows them), or revert ultrapatch first, then apply again."
-        )
+    applying.refuse(planned)
 
 
 def _note_pending(tree: Tree) -> None:
@@ -230,15 +203,15 @@ def _echo_recovered(tree: Tree) -> str | None:
 @click.option("--force", is_flag=True, help=f"On a conflict, restore ultrapatch's originals, saving yours as <file>{state.BACKUP_SUFFIX}.")
 def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bool) -> None:
     """Take ultrapatch's edits out of the tree at PATH (all of them, or one backbone's), keeping yours."""
-    from patcher.revert import plan_revert, write_revert
+    from patcher import revert as reverting
 
     tree = find_tree(path)
     if dry_run:
         _note_pending(tree)
-        plan = plan_revert(tree, backbone_names)
-        _echo_revert_notes(plan, err=True)
-        _echo_stranded(tree, plan)
-        click.echo(plan.diff(tree.root), nl=False)
+        plan = reverting.plan_revert(tree, backbone_names)
+        for line in reverting.notes(plan) + reverting.stranded_notes(tree, plan):
+            click.echo(line, err=True)
+        click.echo(plan.diff(), nl=False)
         for rel, where in plan.conflicts.items():
             click.echo(f"conflict: {rel}: {', '.join(where)}", err=True)
         return
@@ -246,59 +219,21 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
         if _echo_recovered(tree) == "revert" and state.load(tree.root) is None:
             click.echo(f"Ultralytics {tree.release_text} at {tree.root}: reverted everything")
             return
-        plan = plan_revert(tree, backbone_names)
-        _echo_revert_notes(plan, err=False)
-        _echo_stranded(tree, plan)
-        touched = sorted({*plan.writes, *plan.forced})
-        backups = write_revert(tree, plan, force)
+        plan = reverting.plan_revert(tree, backbone_names)
+        for line in reverting.notes(plan):
+            click.echo(line)
+        for line in reverting.stranded_notes(tree, plan):
+            click.echo(line, err=True)
+        backups = reverting.write_revert(tree, plan, force)
         for backup in backups:
             click.echo(f"saved your version as {backup}")
-        before_ultrapatch = f"{plan.commit}^" if plan.commit else "HEAD"  # what the user had committed
-        for rel in gitops.uncommitted(tree.root, [r for r in touched if (tree.root / r).exists()]):
-            restored = plan.record is None and rel in plan.writes
-            if rel in plan.merged or (restored and plan.writes[rel] != gitops.committed(tree.root, before_ultrapatch, rel)):
-                click.echo(f"note: {rel} has uncommitted changes of yours; they are kept")
+        for line in reverting.uncommitted_notes(tree, plan):
+            click.echo(line)
         what = f"took out {', '.join(plan.removed)}" if plan.record is not None else "reverted everything"
-        click.echo(f"Ultralytics {tree.release_text} at {tree.root}: {what}; wrote {len(touched)} file(s)")
-        if plan.commit and touched and not (plan.merged or plan.kept or backups):
-            sha = gitops.commit(
-                tree.root,
-                touched,
-                f"ultrapatch: take out {', '.join(plan.removed)}\n\nReverts the files of {plan.commit[:10]} "
-                f"(ultrapatch {__version__}).",
-            )
+        click.echo(f"Ultralytics {tree.release_text} at {tree.root}: {what}; wrote {len(reverting.touched(plan))} file(s)")
+        sha = reverting.commit(tree, plan, backups)
+        if sha:
             click.echo(f"committed the reverse change as {sha[:10]}")
-
-
-def _echo_stranded(tree: Tree, plan) -> None:
-    """Before revert writes: the checkpoints under the tree that need a module it takes out, everything each needs,
-    and the command that makes it load again."""
-    from patcher.revert import removed_modules, stranded_checkpoints
-
-    stranded = stranded_checkpoints(tree.root, removed_modules(plan))
-    if not stranded:
-        return
-    click.echo(
-        f"note: {len(stranded)} checkpoint(s) here hold classes of ultralytics/nn/AddModules/ that this revert takes "
-        f"out, and will not load without them:", err=True,
-    )
-    for rel, needs in stranded.items():
-        timm = f" ({', '.join(f'timm:{n}' for n in needs.timm)})" if needs.timm else ""
-        command = needs.command(tree.root)
-        again = f"; it loads again after `{command}`" if command else ""
-        click.echo(f"  {rel} needs {', '.join(needs.modules)}{timm}{again}", err=True)
-    click.echo(
-        f"  To take out only some backbones, name the others with `revert -b`; to carry a checkpoint to a tree without "
-        f"its backbone, first `ultrapatch export-checkpoint CHECKPOINT OUT.pt --tree {shlex.quote(str(tree.root))}`.",
-        err=True,
-    )
-
-
-def _echo_revert_notes(plan, err: bool) -> None:
-    for rel in plan.merged:
-        click.echo(f"merged {rel}: your changes kept, ultrapatch's taken out", err=err)
-    for rel in plan.kept:
-        click.echo(f"kept {rel}: created by ultrapatch, changed by you since", err=err)
 
 
 def _verify(
@@ -399,32 +334,6 @@ def bench(
     click.echo(json.dumps(report, indent=2) if as_json else benching.format_table(report))
 
 
-def _carry(action: str, tree_path: Path, source: Path, out: Path, python: str) -> dict:
-    """Run the checkpoint carrier (patcher/fork/carry.py) in the fork's interpreter; its report, or bad input with its
-    sentence."""
-    from patcher import verify as verifier
-    from patcher.launcher import command, fork_env, tail
-
-    tree = find_tree(tree_path)
-    python = verifier.check_python(python)
-    if out.exists():
-        raise UltrapatchError(f"{out} already exists; give a new file name (nothing is overwritten).")
-    if not source.is_file():
-        raise UltrapatchError(f"{source} is not a file.")
-    with tempfile.TemporaryDirectory(prefix="ultrapatch-carry-") as scratch:
-        done = subprocess.run(
-            command(python, "carry", action, tree.root, source.resolve(), out.resolve()),
-            capture_output=True, text=True, env=fork_env(scratch), cwd=scratch,
-        )  # fmt: skip
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise UltrapatchError(f"{python} could not run the fork at {tree.root}: {tail(done.stderr)}")
-    report = json.loads(lines[-1])
-    if not report["ok"]:
-        raise UltrapatchError(report["error"] + ".")
-    return report
-
-
 @cli.command("export-checkpoint")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -433,7 +342,9 @@ def _carry(action: str, tree_path: Path, source: Path, out: Path, python: str) -
 @PYTHON_OPT
 def export_checkpoint(checkpoint: Path, out: Path, tree_path: Path, python: str) -> None:
     """Write CHECKPOINT (a trained best.pt) as a portable checkpoint OUT: YAML, weights and names, no classes."""
-    report = _carry("export", tree_path, checkpoint, out, python)
+    from patcher.carry import carry
+
+    report = carry("export", tree_path, checkpoint, out, python)
     renumbered = f"; {report['renumbered']} tensors renumbered from the tutorials' layout" if report["renumbered"] else ""
     click.echo(f"wrote {out}: {report['tensors']} tensors of {report['layers']} layers{renumbered}. It loads with "
                f"torch.load(..., weights_only=True) anywhere; `ultrapatch import-checkpoint {out} best.pt --tree TREE` "
@@ -448,7 +359,9 @@ def export_checkpoint(checkpoint: Path, out: Path, tree_path: Path, python: str)
 @PYTHON_OPT
 def import_checkpoint(portable: Path, out: Path, tree_path: Path, python: str) -> None:
     """Rebuild the model of PORTABLE in the tree, load its weights strictly, and write a checkpoint OUT for YOLO()."""
-    report = _carry("import", tree_path, portable, out, python)
+    from patcher.carry import carry
+
+    report = carry("import", tree_path, portable, out, python)
     click.echo(f"wrote {out}: {report['tensors']} tensors of {report['layers']} layers; YOLO({str(out)!r}) loads it in this tree.")
 
 

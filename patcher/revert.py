@@ -24,31 +24,21 @@ from patcher.applying import take_upgrade
 from patcher.backbones import ADDMODULES_DIR, select_backbones
 from patcher.errors import EditFailed, UltrapatchError
 from patcher.merge import merge
-from patcher.planner import bytes_diff, edited_originals
-from patcher.transaction import Transaction
+from patcher.planner import edited_originals
+from patcher import gitops
+from patcher.transaction import Transaction, WritePlan
 from patcher.tree import Tree
 
 @dataclass
-class RevertPlan:
-    writes: dict[str, bytes | None] = field(default_factory=dict)  # what each file becomes; None: removed
-    before: dict[str, str | None] = field(default_factory=dict)  # sha256 of what each holds now
-    merged: list[str] = field(default_factory=list)  # changed by the user: their changes kept, ultrapatch's removed
-    conflicts: dict[str, list[str]] = field(default_factory=dict)  # file: conflicting regions, as "lines a-b"
+class RevertPlan(WritePlan):
+    """A revert's writes (WritePlan: `current` holds every recorded file), and what it leaves of the user's."""
+
     forced: dict[str, bytes | None] = field(default_factory=dict)  # the target of each conflict, for --force
     kept: list[str] = field(default_factory=list)  # created files the user changed, no longer needed: left
-    record: records.State | None = None  # the record afterwards; None: forgotten
     dirs: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # backbones taken out
     commit: str | None = None  # the commit of an `apply --commit`, if any
     exclude_added: bool = True  # the record's: apply added the exclude line, so taking out everything takes it out
-
-    def diff(self, root: Path) -> bytes:
-        """The unified diff revert would make (conflicts excluded), each file's in its own encoding."""
-        chunks = []
-        for rel, data in sorted(self.writes.items()):
-            path = root / rel
-            chunks.append(bytes_diff(rel, path.read_bytes() if path.is_file() else None, data))
-        return b"".join(chunks)
 
 
 def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
@@ -71,7 +61,7 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
         path = tree.root / rel
         current = path.read_bytes() if path.is_file() else None
         target = wanted[rel]
-        plan.before[rel] = None if current is None else records.sha256(current)
+        plan.current[rel] = current
         if current == record.ours:
             result = target  # nothing of the user's in it
         elif current is None:
@@ -128,6 +118,66 @@ def write_revert(tree: Tree, plan: RevertPlan, force: bool) -> list[str]:
         before[backup] = records.sha256(existing.read_bytes()) if existing.is_file() else None
     Transaction("revert", writes, before, plan.record, plan.dirs, exclude_ours=plan.exclude_added).commit(tree.root)
     return backups
+
+
+def notes(plan: RevertPlan) -> list[str]:
+    """What revert says before it writes: the files where the user's changes are kept."""
+    return [f"merged {rel}: your changes kept, ultrapatch's taken out" for rel in plan.merged] + [
+        f"kept {rel}: created by ultrapatch, changed by you since" for rel in plan.kept
+    ]
+
+
+def touched(plan: RevertPlan) -> list[str]:
+    """The files a revert writes (with --force, the conflicting ones too)."""
+    return sorted({*plan.writes, *plan.forced})
+
+
+def uncommitted_notes(tree: Tree, plan: RevertPlan) -> list[str]:
+    """After the writes: the files whose content now differs from what the user had committed before ultrapatch,
+    through changes of theirs that revert kept."""
+    before_ultrapatch = f"{plan.commit}^" if plan.commit else "HEAD"  # what the user had committed
+    said = []
+    for rel in gitops.uncommitted(tree.root, [r for r in touched(plan) if (tree.root / r).exists()]):
+        restored = plan.record is None and rel in plan.writes
+        if rel in plan.merged or (restored and plan.writes[rel] != gitops.committed(tree.root, before_ultrapatch, rel)):
+            said.append(f"note: {rel} has uncommitted changes of yours; they are kept")
+    return said
+
+
+def commit(tree: Tree, plan: RevertPlan, backups: list[str]) -> str | None:
+    """After an `apply --commit`: the reverse change as one commit, where revert wrote nothing of the user's; its hash."""
+    from patcher import __version__
+
+    files = touched(plan)
+    if not (plan.commit and files) or plan.merged or plan.kept or backups:
+        return None
+    return gitops.commit(
+        tree.root,
+        files,
+        f"ultrapatch: take out {', '.join(plan.removed)}\n\nReverts the files of {plan.commit[:10]} "
+        f"(ultrapatch {__version__}).",
+    )
+
+
+def stranded_notes(tree: Tree, plan: RevertPlan) -> list[str]:
+    """Before revert writes: the checkpoints under the tree that need a module it takes out, everything each needs,
+    and the command that makes it load again."""
+    stranded = stranded_checkpoints(tree.root, removed_modules(plan))
+    if not stranded:
+        return []
+    said = [
+        f"note: {len(stranded)} checkpoint(s) here hold classes of ultralytics/nn/AddModules/ that this revert takes "
+        f"out, and will not load without them:"
+    ]
+    for rel, needs in stranded.items():
+        timm = f" ({', '.join(f'timm:{n}' for n in needs.timm)})" if needs.timm else ""
+        command = needs.command(tree.root)
+        said.append(f"  {rel} needs {', '.join(needs.modules)}{timm}" + (f"; it loads again after `{command}`" if command else ""))
+    said.append(
+        f"  To take out only some backbones, name the others with `revert -b`; to carry a checkpoint to a tree without "
+        f"its backbone, first `ultrapatch export-checkpoint CHECKPOINT OUT.pt --tree {shlex.quote(str(tree.root))}`."
+    )
+    return said
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")

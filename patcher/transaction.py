@@ -48,6 +48,32 @@ def _unb64(text: str | None) -> bytes | None:
 
 
 @dataclass
+class WritePlan:
+    """What an apply or a revert will write, planned before anything is: the shape both share.
+
+    `writes` maps a file to its new bytes (None: remove it), `current` each file looked at to what it holds now (None:
+    absent); `merged` are files with changes of the user's carried over, `conflicts` files where those overlap
+    ultrapatch's edits (the regions, as "lines a-b"), and `record` the record afterwards (None: forget it)."""
+
+    writes: dict[str, bytes | None] = field(default_factory=dict)
+    current: dict[str, bytes | None] = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+    record: records.State | None = None
+
+    @property
+    def before(self) -> dict[str, str | None]:
+        """The sha256 of what each file looked at holds now (None: absent): what the journal checks."""
+        return {rel: None if data is None else records.sha256(data) for rel, data in self.current.items()}
+
+    def diff(self) -> bytes:
+        """A `git apply`-able unified diff of the writes, each file's in its own encoding."""
+        from patcher.planner import bytes_diff
+
+        return b"".join(bytes_diff(rel, self.current.get(rel), data) for rel, data in sorted(self.writes.items()))
+
+
+@dataclass
 class Transaction:
     """What one run writes: `writes` maps a file to its new bytes (None: remove it); `before` to the sha256 of what
     it holds now (None: absent); `record` is the new state (None: forget it); `dirs` are folders to remove if empty."""

@@ -7,7 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .checks.base import Cause
+from .verdicts import Cause
 from .common import inside
 
 

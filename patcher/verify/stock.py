@@ -43,7 +43,7 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
         skip = Path(scratch) / "skip.json"
         skip.write_text(json.dumps(created), encoding="utf-8")
         env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
-        progress(f"stock models: building every stock YAML of the release in the patched fork and in the release itself")
+        progress("stock models: building every stock YAML of the release in the patched fork and in the release itself")
         processes = [
             subprocess.Popen(command(python, "stock", root, skip), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env, cwd=scratch)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from patcher.launcher import command
 
-from conftest import RELEASES, REPO
+from conftest import RELEASES
 from patcher.cli import cli
 
 pytestmark = pytest.mark.e2e

@@ -71,10 +71,10 @@ import json, os, sys
 from pathlib import Path
 report = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # the fork logs to stdout
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
-import runner
-session = runner.Session(Path(sys.argv[2]), "cpu", None, Path("."))
-for stock, builder, task, nc in json.loads(sys.argv[3]):
+sys.path.insert(0, sys.argv[1])
+from patcher.fork.session import Session
+session = Session(Path(sys.argv[1]), "cpu", None, Path("."))
+for stock, builder, task, nc in json.loads(sys.argv[2]):
     spec = {"stock": stock, "builder": builder, "task": task, "nc": nc}
     meta = session.measure_stock(spec, meta=True)  # first: a real build after it must not meet a meta tensor
     print(json.dumps([stock, meta, session.measure_stock(spec, meta=False)]), file=report)
@@ -90,9 +90,8 @@ def test_the_stock_yardstick_measured_on_the_meta_device_is_the_real_one(version
     if version == RELEASE:
         stocks += [("yolo11n-seg.yaml", "YOLO", "segment", 80), ("yolo26n.yaml", "YOLO", "detect", 80)]
     tree = pristine_tree(version)
-    runner_dir = Path(__file__).resolve().parents[2] / "patcher" / "verify"
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE_STOCK, str(runner_dir), str(tree), json.dumps(stocks)],
+        [sys.executable, "-c", MEASURE_STOCK, str(tree), json.dumps(stocks)],
         capture_output=True, text=True, cwd=tree.parent, env={**os.environ, "YOLO_OFFLINE": "1"}, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -140,11 +139,13 @@ import json, os, sys
 from pathlib import Path
 report = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # the fork logs to stdout
-sys.path[:0] = [sys.argv[1], sys.argv[2], sys.argv[4]]
-import runner
+sys.path[:0] = [sys.argv[1], sys.argv[3]]
+from patcher.fork.checks import by_name
+from patcher.fork.checks.base import Finding, ModelContext
+from patcher.fork.session import Session
 from legacy_probe import to_tutorial_layout
-session = runner.Session(Path(sys.argv[2]), "cpu", None, Path("."))
-spec = {"name": sys.argv[3], "stock": "yolo11n.yaml", "builder": "YOLO", "task": "detect", "nc": 80}
+session = Session(Path(sys.argv[1]), "cpu", None, Path("."))
+spec = {"name": sys.argv[2], "stock": "yolo11n.yaml", "builder": "YOLO", "task": "detect", "nc": 80}
 verdicts = {}
 for layout in ("new", "old"):
     model = session.build(spec["name"], "YOLO")[1]
@@ -152,9 +153,9 @@ for layout in ("new", "old"):
         to_tutorial_layout(model)
     for check in ("embed", "distill"):
         try:
-            getattr(session, "check_" + check)(model, spec, {})
+            by_name(check).run(ModelContext(spec, model=model), session)
             verdicts[layout + " " + check] = "pass"
-        except runner.CheckFailed as exc:
+        except Finding as exc:
             verdicts[layout + " " + check] = str(exc)
 print(json.dumps(verdicts), file=report)
 """
@@ -165,9 +166,9 @@ def test_the_index_checks_catch_the_tutorials_layout(release_tree):
     the reason; the same model in ultrapatch's layout passes them."""
     tree = release_tree(RELEASE)
     assert CliRunner().invoke(cli, ["apply", str(tree), "-b", "mobilenetv3"]).exit_code == 0
-    runner_dir = Path(__file__).resolve().parents[2] / "patcher" / "verify"
+    tests = Path(__file__).resolve().parents[1]
     done = subprocess.run(
-        [sys.executable, "-c", LEGACY_CHECKS, str(runner_dir), str(tree), f"{SMALL}.yaml", str(runner_dir.parents[1] / "tests")],
+        [sys.executable, "-c", LEGACY_CHECKS, str(tree), f"{SMALL}.yaml", str(tests)],
         capture_output=True, text=True, cwd=tree.parent, env={**os.environ, "YOLO_OFFLINE": "1"}, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -382,16 +383,16 @@ def test_a_process_killed_in_a_check_costs_only_that_model(release_tree, tmp_pat
 
 def test_a_check_past_the_memory_limit_fails_with_a_sentence():
     """verify caps each process's data on the CPU: an allocation past the cap is an error the check reports (here
-    in a plain process with runner's limit and explain), where the kernel would kill the process."""
+    in a plain process with the fork side's limit and explain), where the kernel would kill the process."""
     probe = (
-        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import runner, torch\n"
-        "runner.limit_memory(3 << 30)\n"
+        "from pathlib import Path; import torch\n"
+        "from patcher.fork.explain import explain; from patcher.fork.process import limit_memory\n"
+        "limit_memory(3 << 30)\n"
         "try:\n    torch.ones(4 << 30, dtype=torch.uint8)\n"
-        "except Exception as exc:\n    print(runner.explain(exc, Path('.')))\n"
+        "except Exception as exc:\n    print(explain(exc, Path('.'))[0])\n"
         "else:\n    print('allocated')\n"
     )
-    folder = Path(__file__).resolve().parents[2] / "patcher" / "verify"
-    out = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("it ran out of memory (this verification process may hold 3.0 GiB"), out.stdout
     assert "`--jobs 1` gives one process all of it" in out.stdout
