@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patcher import gitops
-from patcher import state as records
+from patcher import records
 from patcher.errors import EditFailed
 from patcher.backbones import Backbone, backbone_order, select_backbones
 from patcher.edits import EDITS

@@ -17,16 +17,15 @@ from pathlib import Path
 import click
 
 from patcher import NEWEST_TESTED_RELEASE, __version__
-from patcher.backbones import BACKBONES, Backbone, check_timm_models, select_backbones
-from patcher.edits import EDITS
+from patcher.backbones import Backbone, check_timm_models, select_backbones
 from patcher.edits.base import Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL
-from patcher import state
+from patcher import records
 from patcher import gitops, transaction
 from patcher import applying
 from patcher.applying import ApplyPlan, plan_apply
 from patcher.planner import Plan
-from patcher.tree import COMPROMISED_RELEASES, OLDEST_SUPPORTED, Tree, find_tree, format_version, parse_version
+from patcher.tree import OLDEST_SUPPORTED, Tree, find_tree, format_version, parse_version
 
 PATH_ARG = click.argument("path", type=click.Path(path_type=Path))
 PYTHON_OPT = click.option(
@@ -68,22 +67,9 @@ def cli() -> None:
 @cli.command("list")
 def list_() -> None:
     """Print the edits, in the order apply makes them, and the backbones."""
-    width = max(len(e.name) for e in EDITS)
-    target_width = max(len(e.target) for e in EDITS)
-    click.echo("edits, in order:")
-    for i, edit in enumerate(EDITS, 1):
-        click.echo(f"{i:>3}. {edit.name:<{width}}  {edit.target:<{target_width}}  {edit.description}")
-    click.echo("\nbackbones (--backbone NAME, or all):")
-    for backbone in BACKBONES.values():
-        click.echo(f"  {backbone.name}: {backbone.summary}")
-        click.echo(f"    {', '.join(backbone.variants)}")
-    click.echo(
-        "  timm:NAME: any timm model with maps at strides 8 to 32 (pip install timm), e.g. timm:resnet18,\n"
-        "    timm:efficientnet_b0, timm:mobileone_s0; YAMLs yolo11-NAME.yaml... whose row is\n"
-        '    [-1, 1, TimmBackbone, ["NAME", True]]: timm\'s ImageNet weights (True), random (False), or a local file (a path)'
-    )
-    click.echo(f"\nreleases: 8.1 to {NEWEST_TESTED_RELEASE}, except those compromised upstream (refused): "
-               f"{', '.join(map(format_version, COMPROMISED_RELEASES))}")
+    from patcher.edits import list_edits
+
+    click.echo(list_edits())
 
 
 @cli.command()
@@ -168,8 +154,8 @@ def _recorded(tree: Tree) -> list[str]:
     """The backbones the record names: a timm model there was checked when it was first applied, and checking it
     again costs importing torch and timm (~4 s) on every re-apply. A damaged record names none (planning says why)."""
     try:
-        record = state.load(tree.root)
-    except state.DamagedRecord:
+        record = records.load(tree.root)
+    except records.DamagedRecord:
         return []
     return [] if record is None else record.backbones
 
@@ -200,7 +186,7 @@ def _echo_recovered(tree: Tree) -> str | None:
 @PATH_ARG
 @click.option("--backbone", "-b", "backbone_names", multiple=True, help="Take out only this backbone (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Write nothing; print the diff revert would make.")
-@click.option("--force", is_flag=True, help=f"On a conflict, restore ultrapatch's originals, saving yours as <file>{state.BACKUP_SUFFIX}.")
+@click.option("--force", is_flag=True, help=f"On a conflict, restore ultrapatch's originals, saving yours as <file>{records.BACKUP_SUFFIX}.")
 def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bool) -> None:
     """Take ultrapatch's edits out of the tree at PATH (all of them, or one backbone's), keeping yours."""
     from patcher import revert as reverting
@@ -216,7 +202,7 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
             click.echo(f"conflict: {rel}: {', '.join(where)}", err=True)
         return
     with transaction.locked(tree.root, "revert"):
-        if _echo_recovered(tree) == "revert" and state.load(tree.root) is None:
+        if _echo_recovered(tree) == "revert" and records.load(tree.root) is None:
             click.echo(f"Ultralytics {tree.release_text} at {tree.root}: reverted everything")
             return
         plan = reverting.plan_revert(tree, backbone_names)
@@ -242,16 +228,8 @@ def _verify(
 ) -> None:
     from patcher import verify as verifier
 
-    python = verifier.check_python(python)
-    note = verifier.variants_note(tree, specs) if whole else None  # a --model selection is the user's own choice
-    if note:
-        click.echo(note, err=True)
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
-    report = verifier.run(tree, specs, python, device, export, jobs, progress=progress, threads=threads)
-    if ddp:
-        verifier.add_ddp(report, tree, specs, ddp, python, device, progress)
-    if whole if stock is None else stock:  # by default, a run over the whole tree checks every stock model too
-        report.stock = verifier.check_stock_models(tree, python, progress)
+    report = verifier.verify_tree(tree, specs, python, device, export, jobs, whole, threads, stock, ddp, progress)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
     if not report.ok:
         sys.exit(EXIT_EDIT_FAILED)
@@ -371,57 +349,18 @@ def import_checkpoint(portable: Path, out: Path, tree_path: Path, python: str) -
 @click.option("--yamls", is_flag=True, help="List the installed model YAMLs by the names YOLO() and --model take.")
 def status(path: Path, as_json: bool, yamls: bool) -> None:
     """Show the release at PATH, and the state of every edit and backbone."""
-    from patcher.status import installed_yamls, tree_status
+    from patcher.status import format_status, format_yamls, installed_yamls, tree_status
 
     tree = find_tree(path)
     if yamls:
         found = installed_yamls(tree)
-        if as_json:
-            click.echo(json.dumps(found, indent=2))
-        for entry in [] if as_json else found:
-            first = entry["scaled"].split(" ")[0]
-            scales = f"  (scales {', '.join(entry['scales'])}; {first} is scale {entry['scales'][0]})" if entry["scales"] else ""
-            click.echo(f"{entry['name']}{scales}")
-        if not found and not as_json:
+        if as_json or found:
+            click.echo(json.dumps(found, indent=2) if as_json else format_yamls(found))
+        else:
             click.echo(f"no model YAML of ultrapatch's is installed in {tree.root}", err=True)
         return
     report = tree_status(tree)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    click.echo(f"Ultralytics {report['release']} at {report['root']}")
-    if report["compromised"]:
-        click.echo(f"warning: {report['compromised']}")
-    record = report["record"]
-    if report["damaged_record"]:
-        click.echo(f"record: damaged: {report['damaged_record']}")
-    elif record is None:
-        click.echo("record: none (ultrapatch has not applied anything here)")
-    else:
-        commit = f", committed as {record['commit'][:10]}" if record["commit"] else ""
-        click.echo(
-            f"record: {', '.join(record['backbones'])}; {len(record['edited'])} file(s) edited, "
-            f"{len(record['created'])} created{commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)"
-        )
-    if record is not None and record["applied_on"] != report["release"]:
-        click.echo(
-            f"upgraded: applied on Ultralytics {record['applied_on']}; this tree is now {report['release']}. "
-            f"`ultrapatch apply` re-applies the edits to it; `ultrapatch revert` gives back {report['release']}'s files."
-        )
-    for file in report["files"]:
-        click.echo(f"file {file['path']}: {file['state']}; apply {file['apply']}; revert {file['revert']}")
-    if report["interrupted"]:
-        click.echo(f"interrupted: a {report['interrupted']} was killed; the next apply or revert completes it")
-    width = max(len(e["name"]) for e in report["edits"])
-    click.echo("edits:")
-    for edit in report["edits"]:
-        detail = f" ({edit['detail']})" if edit["detail"] else ""
-        click.echo(f"  {edit['name']:<{width}}  {edit['state']}{detail}")
-    click.echo("backbones:")
-    width = max(width, *(len(b["name"]) for b in report["backbones"]))
-    for backbone in report["backbones"]:
-        detail = f" ({backbone['detail']})" if backbone["detail"] else ""
-        click.echo(f"  {backbone['name']:<{width}}  {backbone['state']}{detail}")
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from patcher import state as records
+from patcher import records
 from patcher.applying import take_upgrade
 from patcher.backbones import ADDMODULES_DIR, select_backbones
 from patcher.errors import EditFailed, UltrapatchError

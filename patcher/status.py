@@ -12,7 +12,7 @@ from patcher import __version__
 from patcher.backbones import BACKBONES, Backbone, backbone_named, installed_timm_models
 from patcher.edits import EDITS, PER_BACKBONE
 from patcher.edits.base import Context, Status
-from patcher import state as records
+from patcher import records
 from patcher.applying import _repaired, disk, judged_texts, take_upgrade
 from patcher.planner import Plan
 from patcher.planner import make_plan
@@ -149,3 +149,52 @@ def installed_yamls(tree: Tree) -> list[dict[str, Any]]:
             found.append({"name": path.name, "path": rel, "scales": scales,
                           "scaled": " ".join(scaled_name(path.name, s) for s in scales)})  # fmt: skip
     return found
+
+
+def format_status(report: dict[str, Any]) -> str:
+    """What `ultrapatch status` prints of `tree_status`'s report."""
+    lines: list[str] = []
+    lines.append(f"Ultralytics {report['release']} at {report['root']}")
+    if report["compromised"]:
+        lines.append(f"warning: {report['compromised']}")
+    record = report["record"]
+    if report["damaged_record"]:
+        lines.append(f"record: damaged: {report['damaged_record']}")
+    elif record is None:
+        lines.append("record: none (ultrapatch has not applied anything here)")
+    else:
+        commit = f", committed as {record['commit'][:10]}" if record["commit"] else ""
+        lines.append(
+            f"record: {', '.join(record['backbones'])}; {len(record['edited'])} file(s) edited, "
+            f"{len(record['created'])} created{commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)"
+        )
+    if record is not None and record["applied_on"] != report["release"]:
+        lines.append(
+            f"upgraded: applied on Ultralytics {record['applied_on']}; this tree is now {report['release']}. "
+            f"`ultrapatch apply` re-applies the edits to it; `ultrapatch revert` gives back {report['release']}'s files."
+        )
+    for file in report["files"]:
+        lines.append(f"file {file['path']}: {file['state']}; apply {file['apply']}; revert {file['revert']}")
+    if report["interrupted"]:
+        lines.append(f"interrupted: a {report['interrupted']} was killed; the next apply or revert completes it")
+    width = max(len(e["name"]) for e in report["edits"])
+    lines.append("edits:")
+    for edit in report["edits"]:
+        detail = f" ({edit['detail']})" if edit["detail"] else ""
+        lines.append(f"  {edit['name']:<{width}}  {edit['state']}{detail}")
+    lines.append("backbones:")
+    width = max(width, *(len(b["name"]) for b in report["backbones"]))
+    for backbone in report["backbones"]:
+        detail = f" ({backbone['detail']})" if backbone["detail"] else ""
+        lines.append(f"  {backbone['name']:<{width}}  {backbone['state']}{detail}")
+    return "\n".join(lines)
+
+
+def format_yamls(found: list[dict[str, Any]]) -> str:
+    """What `ultrapatch status --yamls` prints: one installed YAML a line, with its scales."""
+    lines = []
+    for entry in found:
+        first = entry["scaled"].split(" ")[0]
+        scales = f"  (scales {', '.join(entry['scales'])}; {first} is scale {entry['scales'][0]})" if entry["scales"] else ""
+        lines.append(f"{entry['name']}{scales}")
+    return "\n".join(lines)

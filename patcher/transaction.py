@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from patcher import state as records
+from patcher import records
 from patcher.errors import REASONS, UltrapatchError, WriteFailed
 from patcher.planner import TEMP_SUFFIX, crash_point, replace, stage, start_write_points, write_atomic, write_point
 

@@ -9,7 +9,7 @@ from patcher.edits.forward_loops import ListOutputs
 from patcher.edits.fuse import ReparameteriseOnFuse
 from patcher.edits.model_yamls import ModelYamls
 from patcher.edits.parse_model_branch import BackboneBranch
-from patcher.edits.parse_model_index import IndexShift
+from patcher.edits.parse_model_index import BackboneMapLayers
 from patcher.edits.rect import RectFalse
 from patcher.edits.safe_load import SafeLoadAllowList
 from patcher.edits.stride_probe import StrideProbe
@@ -23,7 +23,7 @@ EDITS: tuple[Edit, ...] = (
     AddModulesPackage(),
     TasksImport(),
     BackboneBranch(),
-    IndexShift(),
+    BackboneMapLayers(),
     StringArguments(),
     ListOutputs("predict-once", "BaseModel", "_predict_once"),
     ListOutputs("rtdetr-predict", "RTDETRDetectionModel", "predict"),
@@ -43,3 +43,26 @@ EDITS: tuple[Edit, ...] = (
 
 # The edits whose result depends on which backbones are chosen; the others are shared by every backbone.
 PER_BACKBONE = frozenset({"addmodules", "tasks-import", "parse-model-branch", "model-yamls"})
+
+
+def list_edits() -> str:
+    """What `ultrapatch list` prints: the edits in order, the backbones, and the releases."""
+    from patcher import NEWEST_TESTED_RELEASE
+    from patcher.backbones import BACKBONES
+    from patcher.tree import COMPROMISED_RELEASES, format_version
+
+    width = max(len(e.name) for e in EDITS)
+    target_width = max(len(e.target) for e in EDITS)
+    lines = ["edits, in order:"]
+    lines += [f"{i:>3}. {edit.name:<{width}}  {edit.target:<{target_width}}  {edit.description}" for i, edit in enumerate(EDITS, 1)]
+    lines.append("\nbackbones (--backbone NAME, or all):")
+    for backbone in BACKBONES.values():
+        lines += [f"  {backbone.name}: {backbone.summary}", f"    {', '.join(backbone.variants)}"]
+    lines.append(
+        "  timm:NAME: any timm model with maps at strides 8 to 32 (pip install timm), e.g. timm:resnet18,\n"
+        "    timm:efficientnet_b0, timm:mobileone_s0; YAMLs yolo11-NAME.yaml... whose row is\n"
+        '    [-1, 1, TimmBackbone, ["NAME", True]]: timm\'s ImageNet weights (True), random (False), or a local file (a path)'
+    )
+    lines.append(f"\nreleases: 8.1 to {NEWEST_TESTED_RELEASE}, except those compromised upstream (refused): "
+                 f"{', '.join(map(format_version, COMPROMISED_RELEASES))}")  # fmt: skip
+    return "\n".join(lines)

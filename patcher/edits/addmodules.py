@@ -1,4 +1,4 @@
-"""Edit 1: the `ultralytics/nn/AddModules/` package with the chosen backbones' files and `BackboneMap.py`.
+"""The `ultralytics/nn/AddModules/` package with the chosen backbones' files and `BackboneMap.py`.
 
 No release has the package; many users already have one, often with modules of their own. So: create what is
 missing, add a missing `from .<Backbone> import *` line to an existing `__init__.py` and keep everything else in it,

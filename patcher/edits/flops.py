@@ -1,4 +1,4 @@
-"""Edit 8: `get_flops` profiles at the full image size, so models with these backbones do not report 0 GFLOPs.
+"""`get_flops` profiles at the full image size, so models with these backbones do not report 0 GFLOPs.
 
 Releases up to 8.4.100 first profile a stride-sized image inside a nested `try:`, and fall back to the full size in
 its `except`; the nested `try` is replaced by its own fallback, keeping each release's lines (device, dtype). 8.4.190

@@ -1,4 +1,4 @@
-"""Edit 5: every forward loop still runs a checkpoint trained in the tutorials' layout.
+"""Every forward loop still runs a checkpoint trained in the tutorials' layout.
 
 A model built by a patched parse_model gives each of a backbone's maps a layer of its own (`BackboneMap`, see
 parse-model-index), so the release's forward loops run it as they run any model. A checkpoint trained before, in a

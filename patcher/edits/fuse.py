@@ -1,4 +1,4 @@
-"""Edit: `BaseModel.fuse()` reparameterises backbone blocks that know how (MobileOne's `switch_to_deploy`).
+"""`BaseModel.fuse()` reparameterises backbone blocks that know how (MobileOne's `switch_to_deploy`).
 
 Ultralytics calls `model.fuse()` before validation, prediction and export, and folds its own Conv+BN and RepConv
 there; backbone blocks from AddModules are folded in the same call, just before the release's own loop, which is

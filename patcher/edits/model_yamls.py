@@ -1,4 +1,4 @@
-"""Edit 9: the model YAMLs, one per template and backbone variant, in the release's own config folders.
+"""The model YAMLs, one per template and backbone variant, in the release's own config folders.
 
 `YOLO("yolo11n-MobileNetV3_small_n.yaml")` finds `cfg/models/11/yolo11-MobileNetV3_small_n.yaml` by name from any
 directory and builds scale n. Families the release lacks (YOLO11 before 8.3.0) are skipped. A user's YAML of the same

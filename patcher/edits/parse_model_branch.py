@@ -1,4 +1,4 @@
-"""Edit 3: the branch of parse_model's module-type chain that builds a backbone.
+"""The branch of parse_model's module-type chain that builds a backbone.
 
 Before the final `else: c2 = ch[f]` of the chain, a branch that builds the backbone and sets `c2` to its list of
 channels, as the tutorials add it:

@@ -1,4 +1,4 @@
-"""Edit 4: in parse_model's layer loop, a backbone's maps get layer indices of their own.
+"""In parse_model's layer loop, a backbone's maps get layer indices of their own.
 
 A backbone returns a list of feature maps, the last of P1 to P5. The tutorials' YAMLs number it as five layers (0-4
 when it is the first row; the head takes P3, P4 and P5 as 2, 3 and 4). The tutorials kept one layer for it and
@@ -75,7 +75,7 @@ MAPS = (
 WHERE = "parse_model, layer loop"
 
 
-class IndexShift(SourceEdit):
+class BackboneMapLayers(SourceEdit):
     name = "parse-model-index"
     target = TASKS
     description = "parse_model: a backbone's maps become layers of their own (BackboneMap), so each index is the YAML's"

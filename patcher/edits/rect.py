@@ -1,4 +1,4 @@
-"""Edit 7: training datasets are built with `rect=False`, as the tutorials do.
+"""Training datasets are built with `rect=False`, as the tutorials do.
 
 `DetectionTrainer.build_dataset` passes `rect=mode == "val"` to `build_yolo_dataset` (segment, pose and OBB trainers
 inherit it); the World and YOLOE trainers of releases that have them carry the same expression, which is edited the

@@ -1,4 +1,4 @@
-"""Edit: the opt-in safe loading of 8.4.100+ (`ULTRALYTICS_SAFE_LOAD=1`) accepts the AddModules classes.
+"""The opt-in safe loading of 8.4.100+ (`ULTRALYTICS_SAFE_LOAD=1`) accepts the AddModules classes.
 
 `_SafeLoad` reconstructs only allow-listed classes from a checkpoint, so a `best.pt` holding a backbone pickled as
 `ultralytics.nn.AddModules.<file>.<Class>` is refused. The allow-list has had two shapes:

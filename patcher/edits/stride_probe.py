@@ -1,4 +1,4 @@
-"""Edit 6: the stride probe `s = 256` becomes 640 in DetectionModel for a model with a backbone, as the tutorials do.
+"""The stride probe `s = 256` becomes 640 in DetectionModel for a model with a backbone, as the tutorials do.
 
 DetectionModel builds a zero image of s x s to learn the head's strides; segment, pose, OBB, World and YOLOE models
 inherit it, and RT-DETR sets its stride without probing. The tutorials write `s = 640` for every model, which makes

@@ -1,4 +1,4 @@
-"""Edit: `feature_visualization` draws tensors only (8.1.x), as every later release does.
+"""`feature_visualization` draws tensors only (8.1.x), as every later release does.
 
 A backbone's layer returns its list of maps, which its `BackboneMap` layers hand on one by one (see
 parse-model-index); `predict(visualize=...)` draws each layer's output. From 8.2.0 on, `feature_visualization`

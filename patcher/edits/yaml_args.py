@@ -1,4 +1,4 @@
-"""Edit: parse_model keeps a YAML argument that is not a Python literal, such as a file path, as the string it is.
+"""`parse_model` keeps a YAML argument that is not a Python literal, such as a file path, as the string it is.
 
 parse_model turns each string argument of a row into a value with `ast.literal_eval`, and keeps the string when that
 raises ValueError (`"resnet18"`, `"weights/x.pth"`). A string that is not an expression at all raises SyntaxError

@@ -34,8 +34,26 @@ __all__ = [
     "CHECKS", "ModelSpec", "VerifyReport", "absolute_pythonpath", "add_ddp", "cell", "check_ddp", "check_python",
     "check_stock_models", "compare_stock", "died", "fork_env", "installed_backbones", "list_checks", "memory_limit",
     "originals_not_published", "render_table", "run", "scaled_name", "scales_of", "select_models", "shadow_message",
-    "unique_log", "unpatched_release", "variant_glob", "variants_note",
+    "unique_log", "unpatched_release", "variant_glob", "variants_note", "verify_tree",
 ]  # fmt: skip
+
+
+def verify_tree(
+    tree, specs: list[ModelSpec], python: str, device: str, export: str | None, jobs: int | None, whole: bool,
+    threads: int | None, stock: bool | None, ddp: int | None, progress,
+) -> VerifyReport:
+    """A verify run: the checks on `specs`, then `--ddp`, then the stock check (by default only for a run over the
+    whole tree, `whole`); progress lines through `progress`."""
+    python = check_python(python)
+    note = variants_note(tree, specs) if whole else None  # a --model selection is the user's own choice
+    if note:
+        progress(note)
+    report = run(tree, specs, python, device, export, jobs, progress=progress, threads=threads)
+    if ddp:
+        add_ddp(report, tree, specs, ddp, python, device, progress)
+    if whole if stock is None else stock:  # by default, a run over the whole tree checks every stock model too
+        report.stock = check_stock_models(tree, python, progress)
+    return report
 
 
 def list_checks() -> str:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from patcher import state
+from patcher import records
 from patcher.errors import UltrapatchError
 from patcher.launcher import command, fork_env, tail
 from patcher.tree import Tree
@@ -30,7 +30,7 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
     table, parameters, save list, strides, stride probe and seeded outputs as in the unpatched release, which is
     rebuilt from the record's originals in a temporary folder, and its build takes no longer (all builds together,
     within SLOWER for timer noise). Both run at once, one core each, in `python`."""
-    record = state.load(tree.root)
+    record = records.load(tree.root)
     if record is None:
         return {"status": "skip", "reason": "no record of an apply here: the unpatched release cannot be rebuilt", "models": 0}
     created = sorted(rel for rel, original in record.originals().items() if original is None)
@@ -64,7 +64,7 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
     return result
 
 
-def originals_not_published(tree: Tree, record: state.State) -> list[str]:
+def originals_not_published(tree: Tree, record: records.State) -> list[str]:
     """The recorded originals that differ from the release's published text, where the tree says what that is: a
     tree `ultrapatch fetch` made has it as its first commit. Elsewhere nothing is known, and none is named."""
     root = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=tree.root, capture_output=True, text=True)
@@ -85,7 +85,7 @@ def originals_not_published(tree: Tree, record: state.State) -> list[str]:
 TUTORIAL_MARKS = (b"AddModules", b"width_list")  # in an original: a tutorial was applied by hand before apply
 
 
-def unpatched_release(tree: Tree, record: state.State, dest: Path, progress: Callable[[str], None]) -> str:
+def unpatched_release(tree: Tree, record: records.State, dest: Path, progress: Callable[[str], None]) -> str:
     """The release's own `ultralytics/` package in `dest`: the fork's, with the record's originals put back (a file
     ultrapatch created removed). Where the originals hold a tutorial applied by hand (apply adopted it), they are not
     the release: the release's source is taken from PyPI instead (pip's download, or ULTRAPATCH_SDIST_CACHE).

@@ -269,7 +269,7 @@ def test_an_upgraded_fork_is_reapplied_and_reverted_exactly(release_tree, old, n
 def test_the_stock_check_names_originals_that_are_not_the_published_release(release_tree):
     """verify's stock check compares with the recorded originals; where those hold the user's changes from before
     apply, the tree's first commit (fetch's, the release as published) tells, and the verdict says which files."""
-    from patcher import state as records
+    from patcher import records
     from patcher.verify import compare_stock, originals_not_published
 
     tree = release_tree("8.4.190")

@@ -220,7 +220,7 @@ class Sequences(RuleBasedStateMachine):
     def detected(self) -> list[str]:
         """The edits that making them again on the disk's text would change (a created file the user changed is
         judged present: apply keeps their changes)."""
-        from patcher import state as records
+        from patcher import records
         from patcher.applying import judged_texts
 
         tree = find_tree(self.root)

@@ -232,8 +232,7 @@ def test_the_forks_yolo_cli_trains_a_frozen_pretrained_timm_backbone(release_tre
     import torch
     from safetensors.torch import save_file
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "patcher" / "verify"))
-    from probe import synthetic_dataset
+    from patcher.fork.data import synthetic_dataset
 
     tree = release_tree("8.4.190")
     apply_timm(tree, "mobilenetv3_large_100")
@@ -287,7 +286,7 @@ def test_one_timm_model_out_of_two_is_reverted_and_then_everything(release_tree)
 def test_a_newer_ultrapatch_replaces_the_module_file_an_older_one_wrote(release_tree):
     """A file ultrapatch created (TimmBackbone.py, a YAML) holds an older ultrapatch's text: re-applying replaces it
     with this version's, keeping a change of the user's in it, instead of refusing it as a file of the user's."""
-    from patcher import state as records
+    from patcher import records
 
     tree = release_tree("8.4.190")
     apply_timm(tree, "resnet18")

@@ -8,7 +8,7 @@ import pytest
 
 from edit_helpers import assert_edit, assert_fails, assert_noop, run_edit
 from patcher.edits.parse_model_branch import BackboneBranch
-from patcher.edits.parse_model_index import IndexShift
+from patcher.edits.parse_model_index import BackboneMapLayers
 from patcher.edits.shapes import TASKS
 
 V3 = "MobileNetV3_large_n, MobileNetV3_large_s, MobileNetV3_large_m, MobileNetV3_small_n, MobileNetV3_small_s, MobileNetV3_small_m"
@@ -128,14 +128,14 @@ def test_branch_is_added_without_a_flag(tmp_path):
 
 
 def test_maps_become_layers_and_indices_stay_the_positions(tmp_path):
-    assert_edit(tmp_path, IndexShift(), TASKS, WITH_BRANCH, WITH_INDEX)
-    assert_noop(tmp_path, IndexShift(), TASKS, WITH_INDEX)
+    assert_edit(tmp_path, BackboneMapLayers(), TASKS, WITH_BRANCH, WITH_INDEX)
+    assert_noop(tmp_path, BackboneMapLayers(), TASKS, WITH_INDEX)
 
 
 def test_the_old_layout_is_repaired(tmp_path):
     """ultrapatch 0.1's (and the tutorials') layout: `i + 4 if backbone else i`, the `backbone` attribute the forward
     loops test, channels padded with no layers for the maps. It becomes the new one; the unused flag stays."""
-    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: OLD_INDEX})
+    plan, changed = run_edit(tmp_path, BackboneMapLayers(), {TASKS: OLD_INDEX})
     after = changed[TASKS]
     expected = WITH_INDEX.replace(
         "    for i, (f, n", "    backbone = False  # turns true at a backbone layer and stays true\n    for i, (f, n"
@@ -174,7 +174,7 @@ def test_8_4_190_sppf_block_and_frozensets_stay_on_the_ordinary_path(tmp_path):
         return torch.nn.Sequential(*layers), sorted(save)
     '''
     plan, changed = run_edit(tmp_path, BackboneBranch(), {TASKS: before}, release=(8, 4, 190))
-    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: changed[TASKS]}, release=(8, 4, 190))
+    plan, changed = run_edit(tmp_path, BackboneMapLayers(), {TASKS: changed[TASKS]}, release=(8, 4, 190))
     after = changed[TASKS]
     assert dedent(
         """\
@@ -235,7 +235,7 @@ def test_noop_on_a_seed_000_construction_with_its_type_line_outside(tmp_path):
         t = str(m)[8:-2].replace('__main__.', '')  # module type
 ''',
     )
-    assert_noop(tmp_path, IndexShift(), TASKS, done)
+    assert_noop(tmp_path, BackboneMapLayers(), TASKS, done)
 
 
 def test_missing_chain_end_names_the_construct(tmp_path):
@@ -248,12 +248,12 @@ def test_missing_parse_model(tmp_path):
 
 
 def test_missing_layer_loop(tmp_path):
-    assert_fails(tmp_path, IndexShift(), TASKS, "def parse_model(d, ch):\n    return d\n", "parse_model", "layer loop")
+    assert_fails(tmp_path, BackboneMapLayers(), TASKS, "def parse_model(d, ch):\n    return d\n", "parse_model", "layer loop")
 
 
 def test_missing_type_line(tmp_path):
     source = WITH_BRANCH.replace('        t = str(m)[8:-2].replace("__main__.", "")  # module type\n', "")
-    assert_fails(tmp_path, IndexShift(), TASKS, source, "parse_model, layer loop", "t = str(m)")
+    assert_fails(tmp_path, BackboneMapLayers(), TASKS, source, "parse_model, layer loop", "t = str(m)")
 
 
 def test_the_tutorials_list_test_is_repaired(tmp_path):
@@ -261,6 +261,6 @@ def test_the_tutorials_list_test_is_repaired(tmp_path):
     by hand, or by ultrapatch 0.1 at first) gets the branch test instead; the channels' `if` becomes ours."""
     tutorial = OLD_INDEX.replace("if isinstance(m, torch.nn.Module):", "if isinstance(c2, list):")
     assert tutorial.count("if isinstance(c2, list):") == 2
-    plan, changed = run_edit(tmp_path, IndexShift(), {TASKS: tutorial})
-    plan, repaired = run_edit(tmp_path, IndexShift(), {TASKS: OLD_INDEX})
+    plan, changed = run_edit(tmp_path, BackboneMapLayers(), {TASKS: tutorial})
+    plan, repaired = run_edit(tmp_path, BackboneMapLayers(), {TASKS: OLD_INDEX})
     assert changed[TASKS] == repaired[TASKS] and "isinstance(c2, list)" not in changed[TASKS]
