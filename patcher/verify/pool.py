@@ -64,91 +64,123 @@ def run(
     cores = jobs or os.cpu_count() or 1  # `--jobs N`: N cores at most, unless `threads` says otherwise
     jobs = min(jobs or default_jobs(device, len(specs)), len(specs))
     threads = threads or (max(1, cores // jobs) if device == "cpu" else 0)
-    waiting = deque(sorted(range(len(specs)), key=lambda i: -cost(specs[i])))
-    running: list[deque] = [deque() for _ in range(jobs)]  # per process, the models it was handed and not reported
-    events: queue.Queue = queue.Queue()
-    results: dict[int, dict] = {}
-    environment: dict = {}
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as scratch:
-        env = fork_env(scratch)
-        spec_file = Path(scratch) / "spec.json"
-        memory = memory_limit(jobs) if device == "cpu" else None
-        spec_file.write_text(
-            json.dumps({"tree": str(tree.root), "device": device, "export": export, "threads": threads, "memory": memory}),
-            encoding="utf-8",
-        )
-        processes: list[subprocess.Popen] = []
-        logs = [unique_log(f"verify-{k + 1}") for k in range(jobs)]
-        progress_of: list[dict] = [{} for _ in range(jobs)]  # per process: the check under way, and the verdicts so far
-        started = [False] * jobs  # per process: whether it got past start-up (its environment event)
-
-        def start(k: int, mode: str = "w") -> None:
-            with open(logs[k], mode, encoding="utf-8") as log:
-                process = subprocess.Popen(
-                    command(python, "verify", spec_file),
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=scratch,
-                )  # fmt: skip
-            if k < len(processes):
-                processes[k] = process
-            else:
-                processes.append(process)
-            started[k], progress_of[k] = False, {}
-            threading.Thread(target=_pump, args=(k, process, events), daemon=True).start()
-            _hand_out(process, waiting, running[k], specs)
-
-        for k in range(jobs):
-            start(k)
+        pool = Pool(tree, specs, python, device, jobs, Path(scratch), progress)
+        pool.write_spec(export, threads)
         try:
-            alive = len(processes)
-            while alive:
-                k, event = events.get()
-                if event is None:
-                    if running[k] and started[k]:  # it died during a model: that model fails, a fresh process goes on
-                        processes[k].wait()
-                        index = running[k].popleft()
-                        results[index] = died(specs[index], processes[k].returncode, progress_of[k], environment, logs[k], memory)
-                        progress(progress_line(len(results), len(specs), results[index]))
-                        if waiting:
-                            with open(logs[k], "a", encoding="utf-8") as log:
-                                log.write(f"\n--- a fresh process after {specs[index].name} ---\n")
-                            start(k, "a")
-                            continue
-                    alive -= 1
-                    continue
-                kind = event.pop("event")
-                if kind == "environment":
-                    started[k] = True
-                    if not environment:
-                        environment = event
-                        progress(
-                            f"verifying {len(specs)} model(s) in {jobs} process(es) with {event['executable']} "
-                            f"(Python {event['python']}, torch {event['torch']}, Ultralytics {event['release']}, "
-                            f"device {device})"
-                        )
-                elif kind == "shadowed":
-                    raise UltrapatchError(shadow_message(tree, python, event))
-                elif kind == "error":
-                    raise UltrapatchError(event["message"] + ".")
-                elif kind == "checking":
-                    progress_of[k] = event
-                elif kind == "model":
-                    results[running[k].popleft()] = event
-                    progress_of[k] = {}
-                    progress(progress_line(len(results), len(specs), event))
-                    _hand_out(processes[k], waiting, running[k], specs)
+            for k in range(jobs):
+                pool.start(k)
+            pool.serve()
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                process.wait()
-        for k, process in enumerate(processes):
-            if running[k]:
-                tail = logs[k].read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
-                raise UltrapatchError(
-                    f"a verification process in {python} stopped (exit {process.returncode}) while verifying "
-                    f"{specs[running[k][0]].name}; the last lines of its log ({logs[k]}):\n  " + "\n  ".join(tail)
+            pool.stop()
+        pool.raise_if_stranded()
+    return VerifyReport(pool.environment, [pool.results[i] for i in range(len(specs))])
+
+
+class Pool:
+    """The verification processes of one run: which model each was handed, what each reported, and its log."""
+
+    def __init__(self, tree: Tree, specs: list[ModelSpec], python: str, device: str, jobs: int, scratch: Path,
+                 progress: Callable[[str], None]) -> None:  # fmt: skip
+        self.tree, self.specs, self.python, self.device, self.jobs = tree, specs, python, device, jobs
+        self.scratch, self.progress = scratch, progress
+        self.env = fork_env(str(scratch))
+        self.spec_file = scratch / "spec.json"
+        self.memory = memory_limit(jobs) if device == "cpu" else None
+        self.waiting = deque(sorted(range(len(specs)), key=lambda i: -cost(specs[i])))
+        self.running: list[deque] = [deque() for _ in range(jobs)]  # per process: handed out, not yet reported
+        self.events: queue.Queue = queue.Queue()
+        self.results: dict[int, dict] = {}
+        self.environment: dict = {}
+        self.processes: list[subprocess.Popen] = []
+        self.logs = [unique_log(f"verify-{k + 1}") for k in range(jobs)]
+        self.under_way: list[dict] = [{} for _ in range(jobs)]  # per process: the check under way, the verdicts so far
+        self.started = [False] * jobs  # per process: whether it got past start-up (its environment event)
+
+    def write_spec(self, export: str | None, threads: int) -> None:
+        spec = {"tree": str(self.tree.root), "device": self.device, "export": export, "threads": threads, "memory": self.memory}
+        self.spec_file.write_text(json.dumps(spec), encoding="utf-8")
+
+    def start(self, k: int, mode: str = "w") -> None:
+        """Process k, new (or anew, its log appended to), with its first model."""
+        with open(self.logs[k], mode, encoding="utf-8") as log:
+            process = subprocess.Popen(
+                command(self.python, "verify", self.spec_file),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env, cwd=self.scratch,
+            )  # fmt: skip
+        if k < len(self.processes):
+            self.processes[k] = process
+        else:
+            self.processes.append(process)
+        self.started[k], self.under_way[k] = False, {}
+        threading.Thread(target=_pump, args=(k, process, self.events), daemon=True).start()
+        _hand_out(process, self.waiting, self.running[k], self.specs)
+
+    def serve(self) -> None:
+        """Every process's events, until every process has ended."""
+        alive = len(self.processes)
+        while alive:
+            k, event = self.events.get()
+            if event is None:
+                alive -= not self.ended(k)
+            else:
+                self.on_event(k, event.pop("event"), event)
+
+    def ended(self, k: int) -> bool:
+        """Process k's output ended. If it died during a model, that model fails and, with models left, a fresh
+        process goes on: whether one did."""
+        if not (self.running[k] and self.started[k]):
+            return False
+        self.processes[k].wait()
+        index = self.running[k].popleft()
+        spec = self.specs[index]
+        self.results[index] = died(spec, self.processes[k].returncode, self.under_way[k], self.environment, self.logs[k], self.memory)
+        self.progress(progress_line(len(self.results), len(self.specs), self.results[index]))
+        if not self.waiting:
+            return False
+        with open(self.logs[k], "a", encoding="utf-8") as log:
+            log.write(f"\n--- a fresh process after {spec.name} ---\n")
+        self.start(k, "a")
+        return True
+
+    def on_event(self, k: int, kind: str, event: dict) -> None:
+        if kind == "environment":
+            self.started[k] = True
+            if not self.environment:
+                self.environment = event
+                self.progress(
+                    f"verifying {len(self.specs)} model(s) in {self.jobs} process(es) with {event['executable']} "
+                    f"(Python {event['python']}, torch {event['torch']}, Ultralytics {event['release']}, "
+                    f"device {self.device})"
                 )
-    return VerifyReport(environment, [results[i] for i in range(len(specs))])
+        elif kind == "shadowed":
+            raise UltrapatchError(shadow_message(self.tree, self.python, event))
+        elif kind == "error":
+            raise UltrapatchError(event["message"] + ".")
+        elif kind == "checking":
+            self.under_way[k] = event
+        elif kind == "model":
+            self.results[self.running[k].popleft()] = event
+            self.under_way[k] = {}
+            self.progress(progress_line(len(self.results), len(self.specs), event))
+            _hand_out(self.processes[k], self.waiting, self.running[k], self.specs)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+    def raise_if_stranded(self) -> None:
+        """A process that ended with models of its handed out and unreported (before it started up): a sentence."""
+        for k, process in enumerate(self.processes):
+            if self.running[k]:
+                tail = self.logs[k].read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+                raise UltrapatchError(
+                    f"a verification process in {self.python} stopped (exit {process.returncode}) while verifying "
+                    f"{self.specs[self.running[k][0]].name}; the last lines of its log ({self.logs[k]}):\n  "
+                    + "\n  ".join(tail)
+                )
 
 
 def memory_limit(jobs: int) -> int | None:
@@ -185,10 +217,11 @@ def died(spec: ModelSpec, code: int | None, under_way: dict, environment: dict, 
             continue
         if name == current or (current is None and not checks):
             reason = f"the verification process {how} during this check" + (f"; its log ends: {tail[-1][:200]}" if tail else "")
-            checks[name] = {"status": "fail", "reason": reason, "seconds": 0.0}
+            checks[name] = {"status": "fail", "reason": reason, "cause": "error", "seconds": 0.0}
             current = name
         else:
-            checks[name] = {"status": "skip", "reason": f"the verification process {how} during {current}", "seconds": 0.0}
+            checks[name] = {"status": "skip", "reason": f"the verification process {how} during {current}",
+                            "cause": "not-applicable", "seconds": 0.0}  # fmt: skip
     return {
         **{k: v for k, v in spec.to_json().items() if k in ("name", "yaml", "family", "task")},
         "backbone": spec.variant,

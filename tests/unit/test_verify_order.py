@@ -73,8 +73,10 @@ def test_a_model_whose_process_died_keeps_the_verdicts_it_had(tmp_path):
     assert train["status"] == "fail" and train["reason"].startswith("the verification process was killed by signal 11")
     assert "SIGKILL" not in train["reason"] and "its log ends: Fatal Python error: Segmentation fault" in train["reason"]
     assert report["checks"]["val"] == {
-        "status": "skip", "reason": "the verification process was killed by signal 11 during train", "seconds": 0.0
+        "status": "skip", "reason": "the verification process was killed by signal 11 during train",
+        "cause": "not-applicable", "seconds": 0.0,
     }
+    assert train["cause"] == "error"  # not a finding of the model: the process
     exited = died(spec("yolo11-detect", "n"), 3, {}, {"checks": order}, tmp_path / "missing.log", None)
     assert exited["checks"]["build"]["reason"] == "the verification process exited with code 3 during this check"
     assert {c["status"] for name, c in exited["checks"].items() if name != "build"} == {"skip"}

@@ -3,14 +3,15 @@
 A check is a class with a `name`, a one-line `description`, `applies` (which models it is for: a reason to skip the
 others), and `run`, which works on one model and its `ModelContext`. It returns a sentence (empty for a plain pass),
 raises `Finding` for a fault of the model, `Skipped` when it does not apply after all, or `KnownLimit` for a limit of
-the release in this environment; any other exception is an error, explained by `explain` (which knows one such
-limit by its exception: a release's loader under torch >= 2.6). The session turns that into a `Verdict`: a `Status`, the reason for the person, and a
-`Cause` for the code. Retries, the stock control's attribution to the environment, and the table's cells are decided
-from the status and cause, never from the words of a reason.
+the release in this environment; any other exception is an error, explained by `explain` (which knows one such limit
+by its exception: a release's loader under torch >= 2.6). The session turns that into a `Verdict`: a `Status`, the
+reason for the person, and a `Cause` for the code. Retries, the stock control's attribution to the environment, and
+the table's cells are decided from the status and cause, never from the words of a reason.
 
 What a check learns for a later one is a typed field of the context (`observed` for `strides`, `wrapper` for `val`,
 `checkpoint` for `export`); `needs` names the checks whose fields a check reads, so that the stock control runs them
-first.
+first. `control` is the stock control of a failure: the same check on a fresh stock model, unless the check says
+otherwise (build, forward and strides ask the stock model's yardstick, measured once).
 """
 
 from __future__ import annotations
