@@ -9,8 +9,9 @@ ultrapatch's part, however many applies came before.
 
 What the edits report is judged on the disk (`judged_texts`), never on the record: a file the user restored with
 `git checkout`, or a YAML they deleted, reports its edits as not applied, and apply puts them back. The record only
-guides the merge. A file that lost some of ultrapatch's edits is not merged (a merge would carry the loss over as a
-change of the user's): the edits are made again on the disk's text, as a first apply makes them.
+guides the merge. A file that lost some of ultrapatch's edits first gets them made again on the disk's text, as a
+first apply makes them, and only then is merged (merged as it was, the loss would be carried over as a change of the
+user's).
 """
 
 from __future__ import annotations
@@ -45,19 +46,26 @@ def disk(tree: Tree, rel: str) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-def judged_texts(tree: Tree, record: records.State | None) -> dict[str, bytes | None]:
+def recorded_texts(tree: Tree, record: records.State | None) -> dict[str, bytes | None]:
+    """What each file the record names holds on disk now (None: absent), read once per plan."""
+    return {} if record is None else {rel: disk(tree, rel) for rel in record.files}
+
+
+def judged_texts(
+    tree: Tree, record: records.State | None, current: dict[str, bytes | None] | None = None
+) -> dict[str, bytes | None]:
     """The overlay the edits are judged on: the disk, except a whole file ultrapatch created (a backbone's module, a
     YAML) that the user changed since: it is there, which is all its edit promises, and the changes are the user's
     (read as ultrapatch's own text, they are neither refused nor undone). AddModules/__init__.py is judged as it is:
     its edit is one import line per backbone."""
     if record is None:
         return {}
-    overlay: dict[str, bytes | None] = {}
-    for rel in record.created() - {INIT}:
-        current = disk(tree, rel)
-        if current is not None and current != record.files[rel].ours:
-            overlay[rel] = record.files[rel].ours
-    return overlay
+    current = recorded_texts(tree, record) if current is None else current
+    return {
+        rel: record.files[rel].ours
+        for rel in record.created() - {INIT}
+        if current[rel] is not None and current[rel] != record.files[rel].ours
+    }
 
 
 def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
@@ -65,7 +73,8 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     record = records.load(tree.root)
     upgraded = [] if record is None else take_upgrade(tree, record)
     created = frozenset() if record is None else record.created()
-    overlay = judged_texts(tree, record)
+    current = recorded_texts(tree, record)
+    overlay = judged_texts(tree, record, current)
     plan = make_plan(tree, EDITS, Context(tree.release, backbones, created), overlay=overlay)
     if not plan.ok:
         return ApplyPlan(record=record or records.State(tree.release_text), plan=plan)
@@ -80,7 +89,7 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
             result.current[rel] = original
         return result
     result = ApplyPlan(record=record, plan=plan, upgraded=upgraded)
-    repaired = _repaired(tree, record, created, overlay)
+    repaired = _repaired(tree, record, created, overlay, current)
     if isinstance(repaired, Plan):  # the recorded edits cannot be made again on the disk: its reports say why
         return ApplyPlan(record=record, plan=repaired)
     if not plan.changes and not repaired and not upgraded:
@@ -92,10 +101,10 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
     record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=backbone_order)
     new_ours = edited_originals(tree, record.originals(), record.backbones)
     for rel, file_record in record.files.items():
-        current = disk(tree, rel)
+        now = current.get(rel, file_record.original)  # a file first noted by this apply holds its original
         if rel in repaired:
             result.restored.append(rel)
-        have = repaired.get(rel, current)  # the disk, with any edit of ultrapatch's it lost made again
+        have = repaired.get(rel, now)  # the disk, with any edit of ultrapatch's it lost made again
         new = new_ours[rel] or b""
         if have is None or have == file_record.ours:
             target = new
@@ -106,19 +115,20 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
                 continue
             result.merged.append(rel)
         file_record.ours = new
-        if target != current:
-            result.writes[rel], result.current[rel] = target, current
+        if target != now:
+            result.writes[rel], result.current[rel] = target, now
     return result
 
 
 def _repaired(
-    tree: Tree, record: records.State, created: frozenset[str], overlay: dict[str, bytes | None]
+    tree: Tree, record: records.State, created: frozenset[str], overlay: dict[str, bytes | None],
+    current: dict[str, bytes | None],
 ) -> dict[str, bytes] | Plan:
     """The recorded files that lost some of ultrapatch's edits for the recorded backbones (restored with `git
     checkout`, deleted, a line taken out), each with those edits made again on its disk text, as a first apply makes
     them; the failed plan when they cannot be made there. Only files that differ
     from ultrapatch's text are looked at; a file whose edits are all there is not in the result."""
-    differ = [rel for rel, r in record.files.items() if rel not in overlay and disk(tree, rel) != r.ours]
+    differ = [rel for rel, r in record.files.items() if rel not in overlay and current[rel] != r.ours]
     if not differ:
         return {}
     plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(record.backbones)), created), overlay)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from patcher import records
-from patcher.applying import take_upgrade
+from patcher.applying import disk, take_upgrade
 from patcher.backbones import ADDMODULES_DIR, select_backbones
 from patcher.errors import EditFailed, UltrapatchError
 from patcher.merge import merge
@@ -58,8 +58,7 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
     plan = RevertPlan(removed=removed, commit=state.commit, exclude_added=state.exclude_added)
     final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
-        path = tree.root / rel
-        current = path.read_bytes() if path.is_file() else None
+        current = disk(tree, rel)
         target = wanted[rel]
         plan.current[rel] = current
         if current == record.ours:

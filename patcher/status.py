@@ -13,7 +13,7 @@ from patcher.backbones import BACKBONES, Backbone, backbone_named, installed_tim
 from patcher.edits import EDITS, PER_BACKBONE
 from patcher.edits.base import Context, Status
 from patcher import records
-from patcher.applying import _repaired, disk, judged_texts, take_upgrade
+from patcher.applying import _repaired, judged_texts, recorded_texts, take_upgrade
 from patcher.planner import Plan
 from patcher.planner import make_plan
 from patcher.transaction import pending
@@ -55,7 +55,8 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     applied_on = None if record is None else record.release
     if record is not None:
         take_upgrade(tree, record)  # an upgraded fork: judged against the release it is now
-    overlay = judged_texts(tree, record)  # the disk, as apply judges it
+    texts = recorded_texts(tree, record)
+    overlay = judged_texts(tree, record, texts)  # the disk, as apply judges it
     ours = frozenset() if record is None else record.created()
     timm_models = (
         [backbone_named(n) for n in record.backbones if n not in BACKBONES]
@@ -84,7 +85,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         },
         "damaged_record": damaged,
         "interrupted": pending(tree.root),
-        "files": [] if record is None else file_states(tree, record, overlay),
+        "files": [] if record is None else file_states(tree, record, overlay, texts),
         "edits": [
             {"name": r.edit.name, "target": r.edit.target, "state": EDIT_STATE[r.status],
              "detail": "; ".join(filter(None, (r.detail, *r.kept)))}
@@ -97,14 +98,16 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     }
 
 
-def file_states(tree: Tree, record: records.State, overlay: dict[str, bytes | None]) -> list[dict[str, str]]:
-    """Every recorded file that no longer holds ultrapatch's text as written: what it holds, and what apply and revert
-    will do with it."""
-    repaired = _repaired(tree, record, record.created(), overlay)
+def file_states(
+    tree: Tree, record: records.State, overlay: dict[str, bytes | None], texts: dict[str, bytes | None]
+) -> list[dict[str, str]]:
+    """Every recorded file that no longer holds ultrapatch's text as written (`texts`: what each holds now): what it
+    holds, and what apply and revert will do with it."""
+    repaired = _repaired(tree, record, record.created(), overlay, texts)
     lost = set() if isinstance(repaired, Plan) else set(repaired)
     states = []
     for rel, file_record in sorted(record.files.items()):
-        current = disk(tree, rel)
+        current = texts[rel]
         created = file_record.original is None
         if current == file_record.ours:
             continue
