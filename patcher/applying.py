@@ -39,6 +39,7 @@ class ApplyPlan(WritePlan):
     fresh: list[str] = field(default_factory=list)  # files this apply is the first to write: their text is the original
     restored: list[str] = field(default_factory=list)  # files that had lost ultrapatch's edits (or were deleted): put back
     upgraded: list[str] = field(default_factory=list)  # files whose originals are the newer release's (an upgraded fork)
+    yamls: list[str] = field(default_factory=list)  # the user's YAMLs this apply installs (`--yaml`), by installed path
 
 
 def disk(tree: Tree, rel: str) -> bytes | None:
@@ -68,27 +69,29 @@ def judged_texts(
     }
 
 
-def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
-    """Plan an apply of `backbones`; writes nothing. The caller refuses a plan with failed edits or conflicts."""
+def plan_apply(tree: Tree, backbones: tuple[Backbone, ...], yamls: dict[str, str] | None = None) -> ApplyPlan:
+    """Plan an apply of `backbones` and the user's `yamls` (installed path: text); writes nothing. The caller refuses
+    a plan with failed edits or conflicts."""
+    yamls = yamls or {}
     record = records.load(tree.root)
     upgraded = [] if record is None else take_upgrade(tree, record)
     created = frozenset() if record is None else record.created()
     current = recorded_texts(tree, record)
     overlay = judged_texts(tree, record, current)
-    plan = make_plan(tree, EDITS, Context(tree.release, backbones, created), overlay=overlay)
+    plan = make_plan(tree, EDITS, Context(tree.release, backbones, created, tuple(sorted(yamls.items()))), overlay=overlay)
     if not plan.ok:
-        return ApplyPlan(record=record or records.State(tree.release_text), plan=plan)
+        return ApplyPlan(record=record or records.State(tree.release_text), plan=plan, yamls=sorted(yamls))
     if record is None:  # the first apply: the files as they are now are the originals
-        record = records.State(tree.release_text, [b.name for b in backbones])
+        record = records.State(tree.release_text, [b.name for b in backbones], yamls=dict(yamls))
         record.exclude_added = records.excluded(tree.root, present=True) is not None  # else the line is the user's
-        result = ApplyPlan(record=record, plan=plan)
+        result = ApplyPlan(record=record, plan=plan, yamls=sorted(yamls))
         for rel, (original, new) in plan.raw.items():
             record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
             record.files[rel].ours = result.writes[rel] = new
             result.current[rel] = original
         return result
-    result = ApplyPlan(record=record, plan=plan, upgraded=upgraded)
+    result = ApplyPlan(record=record, plan=plan, upgraded=upgraded, yamls=sorted(yamls))
     repaired = _repaired(tree, record, created, overlay, current)
     if isinstance(repaired, Plan):  # the recorded edits cannot be made again on the disk: its reports say why
         return ApplyPlan(record=record, plan=repaired)
@@ -99,7 +102,8 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...]) -> ApplyPlan:
             record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
     record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=backbone_order)
-    new_ours = edited_originals(tree, record.originals(), record.backbones)
+    record.yamls = {**record.yamls, **yamls}
+    new_ours = edited_originals(tree, record.originals(), record.backbones, record.yamls)
     for rel, file_record in record.files.items():
         now = current.get(rel, file_record.original)  # a file first noted by this apply holds its original
         if rel in repaired:
@@ -131,7 +135,8 @@ def _repaired(
     differ = [rel for rel, r in record.files.items() if rel not in overlay and current[rel] != r.ours]
     if not differ:
         return {}
-    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(record.backbones)), created), overlay)
+    ctx = Context(tree.release, select_backbones(tuple(record.backbones)), created, tuple(sorted(record.yamls.items())))
+    plan = make_plan(tree, EDITS, ctx, overlay)
     if not plan.ok:
         return plan
     return {rel: new for rel, (_old, new) in plan.raw.items()}
@@ -199,12 +204,15 @@ def commit(tree: Tree, planned: ApplyPlan, backbones: tuple[Backbone, ...]) -> s
     from patcher.edits.base import Status
 
     changed, plan, record = sorted(planned.writes), planned.plan, planned.record
+    asked = [f"{b.name} backbone" for b in backbones] + [rel.rsplit("/", 1)[-1] for rel in planned.yamls]
     sha = gitops.commit(
         tree.root,
         changed,
-        f"ultrapatch: {', '.join(b.name for b in backbones)} backbone(s) for Ultralytics {tree.release_text}\n\n"
+        f"ultrapatch: {', '.join(asked)} for Ultralytics {tree.release_text}\n\n"
         f"Applied by ultrapatch {__version__}: {plan.count(Status.APPLIED)} edit(s), {len(changed)} file(s).\n"
-        f"Backbones installed: {', '.join(record.backbones)}. Undo with `ultrapatch revert`.",
+        f"Backbones installed: {', '.join(record.backbones) or 'none'}"
+        + (f"; your YAMLs: {', '.join(sorted(record.yamls))}" if record.yamls else "")
+        + ". Undo with `ultrapatch revert`.",
     )
     record.commit = sha
     records.save(tree.root, record)

@@ -35,7 +35,7 @@ def run(
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """Time every model of `specs` against its stock model; the report `--json` prints."""
-    models = [{"name": s.name, "stock": s.stock, "task": s.template.task, "builder": s.template.builder} for s in specs]
+    models = [{"name": s.name, "stock": s.stock, "task": s.task, "builder": s.builder} for s in specs]
     spec = {
         "tree": str(tree.root),
         "device": device,

@@ -22,7 +22,7 @@ from patcher.edits.base import Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL
 from patcher import records
 from patcher import gitops, transaction
-from patcher import applying
+from patcher import applying, user_yamls
 from patcher.applying import ApplyPlan, plan_apply
 from patcher.planner import Plan
 from patcher.tree import OLDEST_SUPPORTED, Tree, find_tree, format_version, parse_version
@@ -92,16 +92,21 @@ def fetch(dest: Path, version: str) -> None:
 
 @cli.command()
 @PATH_ARG
-@click.option("--backbone", "-b", "backbone_names", multiple=True, required=True, help="Backbone to install; repeat it, or 'all'.")
+@click.option("--backbone", "-b", "backbone_names", multiple=True, help="Backbone to install; repeat it, or 'all'.")
+@click.option("--yaml", "yaml_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="A model YAML of yours to install in its family's config folder, where YOLO() finds it by name (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Write nothing; print the unified diff of what would change.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when something would change, 0 when nothing would.")
 @click.option("--diff", "show_diff", is_flag=True, help="Also print the unified diff of what was written.")
 @click.option("--commit", is_flag=True, help="Commit the changed files as one git commit (and revert commits the reverse).")
 @click.option("--verify", "then_verify", is_flag=True, help="Then run `verify` on the models of these backbones.")
 def apply(
-    path: Path, backbone_names: tuple[str, ...], dry_run: bool, check: bool, show_diff: bool, commit: bool, then_verify: bool
+    path: Path, backbone_names: tuple[str, ...], yaml_files: tuple[Path, ...], dry_run: bool, check: bool,
+    show_diff: bool, commit: bool, then_verify: bool,
 ) -> None:
     """Make every tutorial edit on the Ultralytics tree at PATH, idempotently and all or nothing."""
+    if not backbone_names and not yaml_files:
+        raise click.UsageError("give a backbone to install (--backbone NAME) or a model YAML of yours (--yaml FILE), or both.")
     if dry_run and check:
         raise click.UsageError("--dry-run prints the diff and --check only answers whether there is one: give one of them.")
     if (then_verify or commit) and (dry_run or check):
@@ -114,9 +119,11 @@ def apply(
     timm_note = check_timm_models(tuple(b for b in backbones if b.name not in recorded))
     if timm_note:
         click.echo(timm_note, err=True)
+    yamls, asked = user_yamls.asked_yamls(tree, yaml_files)
     if dry_run or check:
         _note_pending(tree)
-        planned = plan_apply(tree, backbones)
+        planned = plan_apply(tree, backbones, yamls)
+        _refuse_missing_modules(tree, planned, asked)
         click.echo(_header(tree, backbones), err=True)  # the diff goes to stdout, alone, so that `git apply` reads it
         _refuse_failed(planned, err=True)
         files = len(planned.writes)
@@ -128,7 +135,8 @@ def apply(
         return
     with transaction.locked(tree.root, "apply"):
         _echo_recovered(tree)
-        planned = plan_apply(tree, backbones)
+        planned = plan_apply(tree, backbones, yamls)
+        _refuse_missing_modules(tree, planned, asked)
         click.echo(_header(tree, backbones))
         _refuse_failed(planned, err=False)
         if commit:
@@ -145,9 +153,20 @@ def apply(
             click.echo(f"committed {files} file(s) as {applying.commit(tree, planned, backbones)[:10]}")
     if then_verify:
         from patcher import verify as verifier
+        from patcher.verify.own import own_specs
 
         click.echo("")
-        _verify(tree, verifier.select_models(tree, backbones=list(backbones)), sys.executable, "cpu", None, False)
+        specs = verifier.select_models(tree, backbones=list(backbones)) if backbones else []
+        specs += own_specs(tree, tuple(tree.root / rel for rel in yamls), None)[0]
+        _verify(tree, specs, sys.executable, "cpu", None, False)
+
+
+def _refuse_missing_modules(tree: Tree, planned: ApplyPlan, asked: list) -> None:
+    """Bad input when a --yaml file uses a module the tree will not define once the plan is written."""
+    rel = user_yamls.TASKS
+    text = planned.writes.get(rel) or applying.disk(tree, rel) or b""
+    for file, doc in asked:
+        user_yamls.refuse_missing_modules(tree, file, doc, text.decode("utf-8", errors="replace"))
 
 
 def _recorded(tree: Tree) -> list[str]:
@@ -249,6 +268,9 @@ def _list_checks(ctx: click.Context, _param: click.Parameter, value: bool) -> No
               help="Print the checks, in the order they run, with what each proves; then exit.")
 @click.option("--model", "patterns", multiple=True, metavar="GLOB",
               help="Only the installed YAMLs whose name matches (repeatable); a scale letter picks that scale.")
+@click.option("--yaml", "yaml_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Also verify this model YAML of yours, in the tree or anywhere (repeatable).")
+@click.option("--against", metavar="NAME", help="The stock model --yaml files are compared with, e.g. yolo11s-seg.yaml [default: guessed from each file].")
 @click.option("--device", default="cpu", show_default=True, help="cpu, or a CUDA device index such as 0.")
 @PYTHON_OPT
 @click.option("--export", type=click.Choice(["onnx"]), help="Also export through the fork's exporter and compare.")
@@ -261,17 +283,26 @@ def _list_checks(ctx: click.Context, _param: click.Parameter, value: bool) -> No
               help="Also train each model for two steps in N ranks under torch.distributed (gloo on the CPU, nccl on GPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 def verify(
-    path: Path, patterns: tuple[str, ...], device: str, python: str, export: str | None, jobs: int | None,
-    threads: int | None, stock: bool | None, ddp: int | None, as_json: bool,
+    path: Path, patterns: tuple[str, ...], yaml_files: tuple[Path, ...], against: str | None, device: str, python: str,
+    export: str | None, jobs: int | None, threads: int | None, stock: bool | None, ddp: int | None, as_json: bool,
 ) -> None:
-    """Build, run, train, reload and fuse every installed model in the fork's own interpreter; exit 1 on a failure."""
+    """Build, run, train, reload and fuse every installed model (and your own YAMLs) in the fork's own interpreter;
+    exit 1 on a failure."""
     from patcher import verify as verifier
+    from patcher.verify.own import own_specs
 
     if device != "cpu" and not device.isdigit():
         raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
+    if against and not yaml_files:
+        raise click.UsageError("--against names the stock model your --yaml files are compared with: give --yaml FILE too.")
     tree = find_tree(path)
     tree.refuse_if_compromised()
-    _verify(tree, verifier.select_models(tree, patterns), python, device, export, as_json, jobs, not patterns, threads, stock, ddp)
+    own, notes = own_specs(tree, yaml_files, against)
+    specs = verifier.select_models(tree, patterns) if patterns or not yaml_files else []
+    for note in notes:
+        click.echo(note, err=True)
+    whole = not patterns and not yaml_files
+    _verify(tree, specs + own, python, device, export, as_json, jobs, whole, threads, stock, ddp)
 
 
 @cli.command()

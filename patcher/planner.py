@@ -88,6 +88,8 @@ def make_plan(
     files = Workspace(tree.root, overlay)
     plan = Plan(tree)
     for edit in edits:
+        if not edit.asked(ctx):
+            continue
         before = files.snapshot()
         try:
             edit.apply(files, ctx)
@@ -105,20 +107,23 @@ def make_plan(
     return plan
 
 
-def edited_originals(tree: Tree, originals: dict[str, bytes | None], backbones: Sequence[str]) -> dict[str, bytes | None]:
-    """What ultrapatch's edits for `backbones` make of `originals` (path: bytes, None for an absent file), and
-    nothing else: per file of `originals`, the text with ultrapatch's edits and nobody else's (the original where
-    they leave it alone). No backbones: the originals. EditFailed when the edits cannot be made on them."""
+def edited_originals(
+    tree: Tree, originals: dict[str, bytes | None], backbones: Sequence[str], yamls: dict[str, str] | None = None
+) -> dict[str, bytes | None]:
+    """What ultrapatch's edits for `backbones` and the user's `yamls` make of `originals` (path: bytes, None for an
+    absent file), and nothing else: per file of `originals`, the text with ultrapatch's edits and nobody else's (the
+    original where they leave it alone). Nothing asked: the originals. EditFailed when the edits cannot be made."""
     from patcher.backbones import select_backbones
     from patcher.edits import EDITS
     from patcher.errors import EditFailed
 
-    if not backbones:
+    if not backbones and not yamls:
         return dict(originals)
-    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(backbones))), overlay=originals)
+    ctx = Context(tree.release, select_backbones(tuple(backbones)), yamls=tuple(sorted((yamls or {}).items())))
+    plan = make_plan(tree, EDITS, ctx, overlay=originals)
     if not plan.ok:
         raise EditFailed(
-            f"ultrapatch's edits for {', '.join(backbones)} cannot be made on the original files it recorded: "
+            f"ultrapatch's edits for {', '.join([*backbones, *(yamls or {})])} cannot be made on the original files it recorded: "
             + "; ".join(r.detail for r in plan.failed)
         )
     result = dict(originals)

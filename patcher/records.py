@@ -51,6 +51,7 @@ class State:
     created_dirs: list[str] = field(default_factory=list)
     commit: str | None = None  # the commit `apply --commit` made
     exclude_added: bool = True  # ultrapatch added `/.ultrapatch/` to .git/info/exclude (False: the line was the user's)
+    yamls: dict[str, str] = field(default_factory=dict)  # `apply --yaml`: installed path -> the user's text as given
 
     def note_original(self, root: Path, rel: str, original: bytes | None) -> None:
         """A file apply is about to write: its first original is kept, so revert goes back to before any apply."""
@@ -87,6 +88,7 @@ class State:
                 "created_dirs": sorted(set(self.created_dirs)),
                 "commit": self.commit,
                 "exclude_added": self.exclude_added,
+                "yamls": dict(sorted(self.yamls.items())),
             },
             indent=2,
         )
@@ -121,6 +123,9 @@ class State:
                 raise ValueError("backbones and created_dirs must be lists of names")
             if not isinstance(state.exclude_added, bool):
                 raise ValueError("exclude_added must be true or false")
+            state.yamls = dict(data.get("yamls") or {})
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in state.yamls.items()):
+                raise ValueError("yamls must map paths to texts")
         except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
             raise DamagedRecord(_damaged(where, f"its content is not a record ({type(exc).__name__}: {exc})")) from None
         return state

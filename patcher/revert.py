@@ -54,7 +54,8 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
         )
     take_upgrade(tree, state)  # an upgraded fork: its release's files are what revert gives back
     remaining = [name for name in state.backbones if name not in removed]
-    wanted = edited_originals(tree, state.originals(), remaining)
+    kept_yamls = state.yamls if backbone_names else {}  # taking out backbones leaves the user's YAMLs
+    wanted = edited_originals(tree, state.originals(), remaining, kept_yamls)
     plan = RevertPlan(removed=removed, commit=state.commit, exclude_added=state.exclude_added)
     final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
@@ -82,8 +83,8 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
         final[rel] = result
         if result != current:
             plan.writes[rel] = result
-    if remaining:
-        record = records.State(state.release, remaining, commit=state.commit, exclude_added=state.exclude_added)
+    if remaining or kept_yamls:
+        record = records.State(state.release, remaining, commit=state.commit, exclude_added=state.exclude_added, yamls=dict(kept_yamls))
         for rel, old in state.files.items():
             if wanted[rel] != old.original and rel not in plan.kept:  # still edited (or created) by ultrapatch
                 record.files[rel] = records.FileRecord(old.original, wanted[rel] or b"")

@@ -68,7 +68,8 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         (b, *backbone_state(tree, b, overlay, ours, b.name in named)) for b in (*BACKBONES.values(), *timm_models)
     ]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
-    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values()), ours), overlay, texts=False)
+    yamls = () if record is None else tuple(sorted(record.yamls.items()))
+    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values()), ours, yamls), overlay, texts=False)
     return {
         "release": tree.release_text,
         "root": str(tree.root),
@@ -78,6 +79,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         if record is None
         else {
             "backbones": record.backbones,
+            "yamls": sorted(record.yamls),
             "applied_on": applied_on,
             "edited": sorted(rel for rel, r in record.files.items() if r.original is not None),
             "created": sorted(rel for rel, r in record.files.items() if r.original is None),
@@ -151,6 +153,12 @@ def installed_yamls(tree: Tree) -> list[dict[str, Any]]:
             scales = scales_of(path.read_text(encoding="utf-8")) if template.stem.startswith("yolo") else []
             found.append({"name": path.name, "path": rel, "scales": scales,
                           "scaled": " ".join(scaled_name(path.name, s) for s in scales)})  # fmt: skip
+    for rel in sorted(record.yamls) if record is not None else []:
+        path = tree.root / rel
+        if path.is_file():
+            scales = scales_of(path.read_text(encoding="utf-8")) if path.name.startswith("yolo") else []
+            found.append({"name": path.name, "path": rel, "scales": scales, "yours": True,
+                          "scaled": " ".join(scaled_name(path.name, s) for s in scales)})  # fmt: skip
     return found
 
 
@@ -167,8 +175,9 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append("record: none (ultrapatch has not applied anything here)")
     else:
         commit = f", committed as {record['commit'][:10]}" if record["commit"] else ""
+        yours = f"; your YAMLs: {', '.join(p.rsplit('/', 1)[-1] for p in record['yamls'])}" if record["yamls"] else ""
         lines.append(
-            f"record: {', '.join(record['backbones'])}; {len(record['edited'])} file(s) edited, "
+            f"record: {', '.join(record['backbones']) or 'no backbone'}{yours}; {len(record['edited'])} file(s) edited, "
             f"{len(record['created'])} created{commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)"
         )
     if record is not None and record["applied_on"] != report["release"]:
@@ -199,5 +208,5 @@ def format_yamls(found: list[dict[str, Any]]) -> str:
     for entry in found:
         first = entry["scaled"].split(" ")[0]
         scales = f"  (scales {', '.join(entry['scales'])}; {first} is scale {entry['scales'][0]})" if entry["scales"] else ""
-        lines.append(f"{entry['name']}{scales}")
+        lines.append(f"{entry['name']}{scales}{'  yours (apply --yaml)' if entry.get('yours') else ''}")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from patcher.edits.flops import FullSizeFlops
 from patcher.edits.forward_loops import ListOutputs
 from patcher.edits.fuse import ReparameteriseOnFuse
 from patcher.edits.model_yamls import ModelYamls
+from patcher.edits.own_yamls import OwnYamls
 from patcher.edits.parse_model_branch import BackboneBranch
 from patcher.edits.parse_model_index import BackboneMapLayers
 from patcher.edits.rect import RectFalse
@@ -39,6 +40,7 @@ EDITS: tuple[Edit, ...] = (
     ReparameteriseOnFuse(),
     SafeLoadAllowList(),
     ModelYamls(),
+    OwnYamls(),
 )
 
 # The edits whose result depends on which backbones are chosen; the others are shared by every backbone.

@@ -56,6 +56,7 @@ class Context:
     release: Version
     backbones: tuple[Backbone, ...]
     ours: frozenset[str] = frozenset()  # files ultrapatch created: an older ultrapatch's text there is replaced
+    yamls: tuple[tuple[str, str], ...] = ()  # model YAMLs of the user's to install (`apply --yaml`): (path, text)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -204,6 +205,11 @@ class Edit(ABC):
     name: ClassVar[str]
     target: ClassVar[str]
     description: ClassVar[str]
+
+    def asked(self, ctx: Context) -> bool:
+        """Whether this apply asks for the edit at all: the backbones' edits are not made for a YAML of the user's
+        alone (`apply --yaml` on a tree without a backbone)."""
+        return bool(ctx.backbones)
 
     @abstractmethod
     def apply(self, files: Workspace, ctx: Context) -> None:

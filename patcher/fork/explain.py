@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .verdicts import Cause
 from .common import inside
+from .layers import describe
 
 
 def where(exc: BaseException, tree: Path) -> str:
@@ -52,12 +53,14 @@ def missing_package(exc: BaseException) -> str | None:
     return None
 
 
-def explain(exc: BaseException, tree: Path, variant: str = "") -> tuple[str, Cause]:
+def explain(exc: BaseException, tree: Path, variant: str = "", doc=None, condition: str = "") -> tuple[str, Cause]:
     """The sentence for an exception a check raised, and its cause: `known-limit` for a limit of the release in this
-    environment (its loader and torch >= 2.6 load no checkpoint at all), `error` for anything else."""
+    environment (its loader and torch >= 2.6 load no checkpoint at all), `error` for anything else. A failure inside
+    one of the model's layers is told in the terms of its YAML (`doc`, a parsed `yamlfile.ModelYaml`): the row, its
+    line, and `condition` (the scale, the batch)."""
     text = f"{type(exc).__name__}: {exc}".strip()
     loop = forward_loop(exc, tree)
-    if loop and "list" in text:
+    if loop and "list" in text and "Sizes of tensors must match" not in text:
         return (
             f"{loop} hands the backbone's list of maps to the next layer as one input: parse_model gave its maps "
             f"no BackboneMap layers (the parse-model-index edit is missing; run `ultrapatch apply`)"
@@ -89,13 +92,16 @@ def explain(exc: BaseException, tree: Path, variant: str = "") -> tuple[str, Cau
             f"torch {torch.__version__} loads checkpoints with weights_only=True, and this release's loader does not "
             f"ask for full checkpoints: no .pt file loads here, stock or patched (torch < 2.6 can){where(exc, tree)}"
         ), Cause.KNOWN_LIMIT
+    in_layer = describe(exc, doc, condition)
+    if in_layer is not None:
+        return in_layer, Cause.ERROR
     first_line = text.splitlines()[0] if text else type(exc).__name__
     return f"{first_line[:300]}{where(exc, tree)}", Cause.ERROR
 
 
-def reason_of(exc: BaseException, tree: Path, variant: str = "") -> str:
+def reason_of(exc: BaseException, tree: Path, variant: str = "", doc=None, condition: str = "") -> str:
     """`explain`'s sentence alone, for a reason that is part of another check's sentence."""
-    return explain(exc, tree, variant)[0]
+    return explain(exc, tree, variant, doc, condition)[0]
 
 
 def memory_limit_note() -> str:

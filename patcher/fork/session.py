@@ -23,7 +23,9 @@ from .checks.build import Build
 from .checks.embed import COMPARE_SIZE
 from .common import on_meta, shapes
 from .data import SIZES, head_inputs, synthetic_batch, synthetic_dataset
+from . import forkyaml
 from .explain import explain, missing_package
+from .layers import scale_words
 
 STOCK_SIZE = (640, 480)  # the size at which the stock model's output shapes are the yardstick
 
@@ -35,7 +37,7 @@ class _SetUp(Exception):
 class Session:
     """The fork, the device, and what has been learned about each stock model."""
 
-    def __init__(self, tree: Path, device: str, export: str | None, workdir: Path, emit=None):
+    def __init__(self, tree: Path, device: str, export: str | None, workdir: Path, emit=None, installers=None):
         import torch
         import ultralytics
 
@@ -49,6 +51,43 @@ class Session:
         self.stock_checks: dict[tuple[str, str], Verdict] = {}
         self.datasets: dict[str, str] = {}  # the synthetic validation sets written so far: what val(data=...) takes
         self.emit = emit  # `checking` events go to the parent, which reports a model whose process dies in a check
+        self.installers: dict[str, str] = installers or {}  # module name: the apply command that installs it
+        self._reloader = None
+
+    # -- the model's YAML, as the fork reads it -----------------------------------------------------------------------
+    def model_yaml(self, spec: dict):
+        """The YAML `spec`'s model is built from, parsed with parse_model's numbering (the file the fork resolves its
+        name to; the spec's own file where the fork cannot read it, which the yaml check then explains)."""
+        try:
+            file = forkyaml.resolve(spec["name"])
+        except Exception:  # noqa: BLE001 - not a YAML the fork reads: its problems are the finding
+            file = self.tree / spec["yaml"]
+        return forkyaml.model_yaml(file, spec["name"], frozenset(self.installers))
+
+    def defines(self, name: str) -> bool:
+        return forkyaml.defines(name)
+
+    def missing_hint(self, name: str) -> str:
+        return forkyaml.missing_hint(name, self.installers)
+
+    def stock_levels(self, spec: dict) -> int | None:
+        return forkyaml.stock_levels(spec.get("stock"))
+
+    def reloader(self):
+        """The reload check's new process of the fork's interpreter (one per verification process)."""
+        if self._reloader is None:
+            from .reload import Reloader
+
+            self._reloader = Reloader(self.tree, "cpu" if self.device.type == "cpu" else str(self.device.index or 0), self.workdir)
+        return self._reloader
+
+    def build_from_checkpoint(self, path: Path, builder: str):
+        """The model a checkpoint holds, loaded by this process with the fork's own loader, in float32 and eval mode."""
+        return getattr(self.ultralytics, builder)(str(path)).model.to(self.device).float().eval()
+
+    def close(self) -> None:
+        if self._reloader is not None:
+            self._reloader.close()
 
     # -- building and running ---------------------------------------------------------------------------------------
     def build(self, name: str, builder: str):
@@ -98,12 +137,22 @@ class Session:
         model.args = get_cfg()
         model.nc = model.yaml["nc"]
 
+    def training_step(self, model, task: str, images: int = 3) -> dict:
+        """Set `model` up for a training step as the trainer does, and give it a synthetic batch of `images`."""
+        from .checks.train import TRAIN_SIZE
+
+        model.train()
+        self.prepare_training(model)
+        model.zero_grad(set_to_none=True)
+        return self.to_device(synthetic_batch(self.torch, task, TRAIN_SIZE, images=images))
+
     def train_forward(self, model, builder: str, task: str, h: int, w: int, device=None):
-        """A training-mode forward: RT-DETR's needs targets, so its forward is its loss."""
+        """A training-mode forward of two images (one is the batch1 check's case): RT-DETR's needs targets, so its
+        forward is its loss."""
         if builder == "RTDETR":
-            batch = self.to_device(synthetic_batch(self.torch, task, (h, w), images=1))
+            batch = self.to_device(synthetic_batch(self.torch, task, (h, w), images=2))
             return lambda: model.loss(batch)
-        image = self.image(h, w, device=device)
+        image = self.image(h, w, n=2, device=device)
         return lambda: model(image)
 
     def observe(self, model, builder: str, task: str, sizes=SIZES, train: bool = True) -> dict:
@@ -183,10 +232,14 @@ class Session:
         return wrapper
 
     def stock_of(self, spec: dict) -> dict:
+        if not spec.get("stock"):
+            return {}
         return self.stock.get(f"{spec['stock']} nc={spec.get('nc')}", {})
 
     def stock_baseline(self, spec: dict) -> dict:
         """Build the family's stock model once: its size, output shapes and strides are the yardstick."""
+        if not spec.get("stock"):  # a YAML of the user's whose family has no stock model: no control
+            return {}
         key = f"{spec['stock']} nc={spec.get('nc')}"
         if key not in self.stock:
             info: dict = {"name": spec["stock"]}
@@ -212,6 +265,8 @@ class Session:
 
     def stock_verdict(self, spec: dict, check: Check) -> Verdict:
         """Run one check on a fresh stock model (after the checks whose results it reads): its verdict."""
+        if not spec.get("stock"):
+            return Verdict(Status.PASS, "no stock model to compare with")
         key = (f"{spec['stock']} nc={spec.get('nc')}", check.name)
         if key not in self.stock_checks:
             ctx = ModelContext({**spec, "name": spec["stock"]})
@@ -240,11 +295,14 @@ class Session:
         verdicts: dict[str, dict] = {}
         stock: dict = {}
         stock_seconds = 0.0
+        blocked = None  # why the remaining checks cannot run (the YAML's structure, a model that did not build)
         for check in CHECKS:
             t = time.perf_counter()
             if self.emit is not None:
                 self.emit(event="checking", check=check.name, checks=verdicts, seconds=round(t - started, 2))
-            if check.name == "build":
+            if blocked:
+                verdict = Verdict(Status.SKIP, blocked, Cause.NOT_APPLICABLE)
+            elif check.name == "build":
                 verdict = self.judge(check, ctx)
                 if verdict.status is Status.FAIL:  # "environment" goes on: the stock model fails it too
                     ctx.model, ctx.spec = None, spec
@@ -252,13 +310,14 @@ class Session:
                 stock = self.stock_baseline(ctx.spec)  # after the build: the stock model gets the same class count
                 stock_seconds = round(time.perf_counter() - t_stock, 2)
                 t += time.perf_counter() - t_stock
-            elif ctx.model is None:
-                verdict = Verdict(Status.SKIP, "the model did not build", Cause.NOT_APPLICABLE)
+                blocked = "the model did not build" if ctx.model is None else None
             else:
                 verdict = self.judge(check, ctx)
+                if check.name == "yaml" and verdict.status is Status.FAIL:
+                    blocked = "the YAML has structural mistakes (see the yaml check): nothing was built"
             verdicts[check.name] = verdict.to_json(round(time.perf_counter() - t, 2))
         report = {
-            "name": spec["name"], "yaml": spec["yaml"], "family": spec["family"], "task": spec["task"],
+            "name": spec.get("label") or spec["name"], "yaml": spec["yaml"], "family": spec["family"], "task": spec["task"],
             "backbone": spec["variant"], "ok": all(v["status"] != "fail" for v in verdicts.values()),
             "layers": ctx.layers, "params": ctx.params, "gflops": ctx.gflops,
             "stock": {k: stock.get(k) for k in ("name", "layers", "params", "gflops")},
@@ -289,7 +348,8 @@ class Session:
                     f"{package} is not installed in {sys.executable}, and this check needs it: "
                     f"`{sys.executable} -m pip install {package}`"
                 ), Cause.ENVIRONMENT)  # fmt: skip
-            verdict = Verdict(Status.FAIL, *explain(exc, self.tree, ctx.spec["variant"]))
+            condition = scale_words(ctx.doc, ctx.scale) if check.name == "build" else ""
+            verdict = Verdict(Status.FAIL, *explain(exc, self.tree, ctx.spec["variant"], ctx.doc, condition))
         return self.controlled(check, ctx, verdict)
 
     def controlled(self, check: Check, ctx: ModelContext, verdict: Verdict) -> Verdict:

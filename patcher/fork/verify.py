@@ -30,9 +30,12 @@ def main(argv: list[str]) -> int:
     limit_memory(spec.get("memory"))
     with tempfile.TemporaryDirectory(prefix="ultrapatch-verify-") as work:
         os.chdir(work)  # anything the fork writes (exports, settings of a run) lands here, not in the user's folder
-        session = Session(tree, spec["device"], spec.get("export"), Path(work), emit)
-        for line in sys.stdin:  # one model a line, handed out as earlier ones finish; the end of input ends the run
-            if line.strip():
-                emit(event="model", **session.verify(json.loads(line)))
+        session = Session(tree, spec["device"], spec.get("export"), Path(work), emit, spec.get("installers"))
+        try:
+            for line in sys.stdin:  # one model a line, handed out as earlier ones finish; the end of input ends the run
+                if line.strip():
+                    emit(event="model", **session.verify(json.loads(line)))
+        finally:
+            session.close()
     emit(event="done")
     return 0

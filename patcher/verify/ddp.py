@@ -40,8 +40,8 @@ def _launch_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: st
         report.mkdir()
         spec_file = Path(scratch) / "spec.json"
         spec_file.write_text(json.dumps({
-            "tree": str(tree.root), "device": device, "name": name or spec.name, "builder": spec.template.builder,
-            "task": spec.template.task, "imgsz": DDP_SIZE, "report": str(report),
+            "tree": str(tree.root), "device": device, "name": name or spec.name, "builder": spec.builder,
+            "task": spec.task, "imgsz": DDP_SIZE, "report": str(report),
         }), encoding="utf-8")  # fmt: skip
         env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
         done = subprocess.run(ddp_command(python, ranks, spec_file), capture_output=True, text=True, env=env, cwd=scratch,
@@ -72,5 +72,5 @@ def add_ddp(report: VerifyReport, tree: Tree, specs: list[ModelSpec], ranks: int
                                cause="environment", control=stock["reason"])  # fmt: skip
         model["ok"] = model["ok"] and verdict["status"] != "fail"
         outcome = cell(verdict["status"])
-        line = f"ddp {spec.name}: {outcome} in {verdict['seconds']} s"
+        line = f"ddp {spec.shown}: {outcome} in {verdict['seconds']} s"
         progress(line if verdict["status"] == "pass" else f"{line}: {verdict['reason']}")

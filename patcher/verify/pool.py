@@ -18,6 +18,7 @@ from typing import Callable
 from patcher.errors import UltrapatchError
 from patcher.launcher import command, fork_env
 from patcher.tree import Tree
+from patcher.user_yamls import installers
 from patcher.verify.report import VerifyReport, progress_line, shadow_message
 from patcher.verify.select import VERSION, ModelSpec
 
@@ -36,8 +37,8 @@ SCALE_COST = {"n": 1.0, "s": 2.0, "m": 4.0, "b": 5.0, "l": 6.0, "x": 9.0}
 def cost(spec: ModelSpec) -> float:
     scale = re.match(VERSION + "([a-z])", spec.name)
     return (
-        FAMILY_COST.get(spec.template.stem, 1.0)
-        * TASK_COST.get(spec.template.task, 1.0)
+        FAMILY_COST.get(spec.family, 1.0)
+        * TASK_COST.get(spec.task, 1.0)
         * SCALE_COST.get(scale.group(2) if scale else "n", 1.0)
     )
 
@@ -98,7 +99,8 @@ class Pool:
         self.started = [False] * jobs  # per process: whether it got past start-up (its environment event)
 
     def write_spec(self, export: str | None, threads: int) -> None:
-        spec = {"tree": str(self.tree.root), "device": self.device, "export": export, "threads": threads, "memory": self.memory}
+        spec = {"tree": str(self.tree.root), "device": self.device, "export": export, "threads": threads,
+                "memory": self.memory, "installers": installers(self.tree)}  # fmt: skip
         self.spec_file.write_text(json.dumps(spec), encoding="utf-8")
 
     def start(self, k: int, mode: str = "w") -> None:
@@ -223,7 +225,8 @@ def died(spec: ModelSpec, code: int | None, under_way: dict, environment: dict, 
             checks[name] = {"status": "skip", "reason": f"the verification process {how} during {current}",
                             "cause": "not-applicable", "seconds": 0.0}  # fmt: skip
     return {
-        **{k: v for k, v in spec.to_json().items() if k in ("name", "yaml", "family", "task")},
+        **{k: v for k, v in spec.to_json().items() if k in ("yaml", "family", "task")},
+        "name": spec.shown,
         "backbone": spec.variant,
         "ok": False,
         "layers": None,

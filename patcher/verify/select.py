@@ -19,24 +19,32 @@ from patcher.tree import Tree
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model to verify: an installed YAML at one scale, and the stock model it is compared with."""
+    """One model to verify: a YAML at one scale, and the stock model it is compared with (None: no control)."""
 
-    yaml: str  # the installed file, relative to the tree
+    yaml: str  # the file: relative to the tree when it is inside it, else its absolute path
     name: str  # what YOLO()/RTDETR() is given: the file name, with the scale letter where the family has scales
-    template: Template
-    variant: str
-    stock: str
+    family: str  # yolo11, yolov8, rtdetr-l, ...: the cost of verifying it, and the report
+    task: str
+    builder: str  # "YOLO" or "RTDETR"
+    variant: str  # the backbone variant of an installed YAML; the file's stem for a YAML of the user's
+    stock: str | None
+    own: bool = False  # a YAML of the user's (`verify --yaml`), not one ultrapatch installed
+    label: str = ""  # how the report names it, where `name` is a path
+
+    @classmethod
+    def installed(cls, yaml: str, name: str, template: Template, variant: str, stock: str) -> ModelSpec:
+        family = template.stem.split("-")[0] if template.builder == "YOLO" else template.stem
+        return cls(yaml, name, family, template.task, template.builder, variant, stock)
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
     def to_json(self) -> dict:
         return {
-            "yaml": self.yaml,
-            "name": self.name,
-            "family": self.template.stem.split("-")[0] if self.template.builder == "YOLO" else self.template.stem,
-            "task": self.template.task,
-            "builder": self.template.builder,
-            "variant": self.variant,
-            "stock": self.stock,
-        }
+            "yaml": self.yaml, "name": self.name, "label": self.shown, "family": self.family, "task": self.task,
+            "builder": self.builder, "variant": self.variant, "stock": self.stock, "own": self.own,
+        }  # fmt: skip
 
 
 def scales_of(text: str) -> list[str]:
@@ -72,10 +80,15 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
 
 def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Backbone] | None = None) -> list[ModelSpec]:
     """Every installed YAML at its first scale; with patterns, those whose file name (or a scaled name) matches."""
+    from patcher.verify.own import recorded_specs
+
     chosen = backbones if backbones is not None else installed_backbones(tree)
-    if not chosen:
+    record = records.load(tree.root) if backbones is None else None
+    yours = recorded_specs(tree, sorted(record.yamls), lambda name: not patterns or _matches(name, patterns)) if record else []
+    if not chosen and not yours:
         raise UltrapatchError(
-            f"no ultrapatch backbone is installed in {tree.root}; run `ultrapatch apply {tree.root} --backbone NAME` first."
+            f"no ultrapatch backbone or YAML of yours is installed in {tree.root}; run `ultrapatch apply {tree.root} "
+            f"--backbone NAME` first, or verify a YAML of yours with --yaml FILE."
         )
     specs: list[ModelSpec] = []
     for backbone in chosen:
@@ -91,9 +104,10 @@ def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Ba
             else:  # a scaled name (yolo11s-...) picks that scale
                 wanted = [s for s in scales if _matches(scaled_name(file_name, s), patterns)]
             specs += [
-                ModelSpec(rel, scaled_name(file_name, s) if s else file_name, template, variant, _stock(template, s))
+                ModelSpec.installed(rel, scaled_name(file_name, s) if s else file_name, template, variant, _stock(template, s))
                 for s in wanted
             ]
+    specs += yours
     if not specs:
         wanted = f"matches {' or '.join(repr(p) for p in patterns)}" if patterns else "is in place"
         raise UltrapatchError(

@@ -15,7 +15,7 @@ from patcher.verify.select import _matches
 def spec(template: str, scale: str | None, variant: str = "MobileNetV2") -> ModelSpec:
     t = TEMPLATES[template]
     name = f"{scaled_name(t.stem, scale) if scale else t.stem}-{variant}.yaml"
-    return ModelSpec(f"cfg/{name}", name, t, variant, "stock.yaml")
+    return ModelSpec.installed(f"cfg/{name}", name, t, variant, "stock.yaml")
 
 
 def test_heaviest_first():

@@ -3,7 +3,9 @@ module here and one row below; `ultrapatch verify --list-checks` prints this tab
 
 from __future__ import annotations
 
+from .amp import Amp
 from .base import Check
+from .batch1 import Batch1
 from .build import Build
 from .checkpoint import Checkpoint
 from .distill import Distill
@@ -11,22 +13,32 @@ from .embed import Embed
 from .export import Export
 from .forward import Forward
 from .freeze import Freeze
+from .flops import Flops
 from .fuse import Fuse
+from .reload import Reload
+from .scales import Scales
 from .strides import Strides
 from .train import Train
 from .val import Val
 from .weights import Weights
+from .yaml_rows import YamlRows
 
 CHECKS: tuple[Check, ...] = (
+    YamlRows(),
     Build(),
     Weights(),
     Forward(),
     Strides(),
+    Scales(),
+    Flops(),
     Train(),
+    Batch1(),
+    Amp(),
     Embed(),
     Freeze(),
     Distill(),
     Checkpoint(),
+    Reload(),
     Fuse(),
     Val(),
     Export(),

@@ -42,7 +42,9 @@ class KnownLimit(Exception):
 class ModelContext:
     """One model under verification, and what the checks learned of it, in their order."""
 
-    spec: dict  # the model: name, yaml, family, task, builder, variant, stock, and nc once built
+    spec: dict  # the model: name, yaml, family, task, builder, variant, stock (None: no control), own, nc once built
+    doc: Any = None  # the YAML as parse_model reads it, with its lines (yaml)
+    scale: str | None = None  # the scale it is built at (yaml)
     wrapper: Any = None  # the fork's YOLO/RTDETR object that holds the model (build)
     model: Any = None  # the model itself (build)
     layers: int | None = None  # (build)

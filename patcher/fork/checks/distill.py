@@ -24,6 +24,13 @@ class Distill(Check):
             return "this release has no knowledge distillation (ultralytics.nn.distill_model)"
         if ctx.spec["builder"] != "YOLO" or ctx.spec["task"] != "detect":
             return "distillation takes detection models"
+        levels = len(getattr(ctx.model.model[-1], "f", None) or [])
+        stock = session.stock_levels(ctx.spec)
+        if ctx.spec.get("own") and stock and levels != stock:
+            return (
+                f"distillation pairs heads that read the same number of levels: this one reads {levels}, the stock "
+                f"{ctx.spec['stock']} {stock}"
+            )
         return None
 
     def run(self, ctx: ModelContext, session) -> str:

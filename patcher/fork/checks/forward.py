@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..common import fmt
 from .base import Check, Finding, ModelContext, Status, Verdict
 
 
@@ -15,11 +16,23 @@ class Forward(Check):
         stock = session.stock_of(spec).get("observed")
         if stock is None:
             return "no stock model to compare output shapes with"
+        levels = self.levels_differ(seen, stock)
+        if spec.get("own") and levels:
+            return f"output shapes not compared: the head reads strides {levels[0]}, the stock {spec['stock']} {levels[1]}"
         for key, expected in stock["shapes"].items():
             got = seen["shapes"].get(key)
             if got != expected:
                 raise Finding(f"{key}: output shapes {got}, where the stock {spec['stock']} gives {expected}")
         return ""
+
+    @staticmethod
+    def levels_differ(seen: dict, stock: dict) -> tuple[str, str] | None:
+        """The head's strides and the stock head's, at the stock's probe size, when they differ (a P2 head)."""
+        key = next(iter(stock["head_strides"]), None)
+        ours, theirs = seen["head_strides"].get(key), stock["head_strides"].get(key)
+        if key is None or ours is None or ours == theirs:
+            return None
+        return fmt(ours), fmt(theirs)
 
     def control(self, ctx: ModelContext, session) -> Verdict:
         """The stock model's yardstick answers: it was observed."""

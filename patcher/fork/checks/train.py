@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from ..data import synthetic_batch
 from .base import Check, Finding, ModelContext
 
 TRAIN_SIZE = (160, 160)  # the train step's images: the loss does not need 640, the forward check covers it
@@ -16,10 +15,7 @@ class Train(Check):
 
     def run(self, ctx: ModelContext, session) -> str:
         torch, model, spec = session.torch, ctx.model, ctx.spec
-        model.train()
-        session.prepare_training(model)
-        model.zero_grad(set_to_none=True)
-        batch = session.to_device(synthetic_batch(torch, spec["task"], TRAIN_SIZE))
+        batch = session.training_step(model, spec["task"])
         loss, _items = model.loss(batch)
         total = loss.sum()
         if not math.isfinite(float(total.detach())):

@@ -13,6 +13,11 @@ class Weights(Check):
     name = "weights"
     description = "a backbone given weights computes inside the model what it computes built alone from them"
 
+    def applies(self, ctx: ModelContext, session) -> str | None:
+        if ctx.model is not None and not hasattr(ctx.model.model[0], "width_list"):
+            return "the model's first layer is no backbone that returns a list of maps"
+        return None
+
     def run(self, ctx: ModelContext, session) -> str:
         """Nothing of the model's construction (Ultralytics' initialize_weights setting every BatchNorm's eps and
         momentum, the stride probe's forward in training mode) changed the backbone. Runs right after the build,

@@ -1,0 +1,34 @@
+"""reload: the checkpoint the checkpoint check wrote loads in a new process of the fork's interpreter, not the one
+that built it, with equal outputs (and, on releases that have it, with the loader ULTRALYTICS_SAFE_LOAD=1 selects)."""
+
+from __future__ import annotations
+
+from .base import Check, Finding, ModelContext, Skipped
+from .checkpoint import REL_TOL
+from .embed import COMPARE_SIZE
+
+
+class Reload(Check):
+    name = "reload"
+    description = "the saved checkpoint loads in a new process (and with ULTRALYTICS_SAFE_LOAD=1) with equal outputs"
+    needs = ("checkpoint",)
+
+    def run(self, ctx: ModelContext, session) -> str:
+        if ctx.checkpoint is None or not ctx.checkpoint.is_file():
+            raise Skipped("the checkpoint check wrote no checkpoint")
+        torch = session.torch
+        image = session.image(*COMPARE_SIZE)
+        reference = session.build_from_checkpoint(ctx.checkpoint, ctx.spec["builder"])
+        with torch.no_grad():
+            expected = reference(image)
+        answer = session.reloader().ask(ctx.checkpoint, image, expected, ctx.spec["builder"])
+        if answer.get("error"):
+            raise Finding(f"in a new process: {answer['error']}")
+        if answer["difference"] > REL_TOL:
+            raise Finding(f"in a new process, the reloaded model's outputs differ by {answer['difference']:.2g} (relative)")
+        if answer.get("safe_error"):
+            raise Finding(f"in a new process with ULTRALYTICS_SAFE_LOAD=1: {answer['safe_error']}")
+        safe = answer.get("safe_difference")
+        if safe is not None and safe > REL_TOL:
+            raise Finding(f"in a new process with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {safe:.2g} (relative)")
+        return "in a new process" + (", also with ULTRALYTICS_SAFE_LOAD=1" if safe is not None else "")
