@@ -114,3 +114,18 @@ def verify_json(tree: Path, *args: str, env: dict | None = None, code: int = 0) 
     result = verify(tree, *args, "--json", env=env)
     assert result.returncode == code, result.stderr[-3000:]
     return json.loads(result.stdout)
+
+
+def verify_table(output: str) -> dict[str, dict[str, str]]:
+    """verify's table as printed: model name -> {check: cell}, by the header's column names."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    header = lines[start].split()
+    checks = header[1 : header.index("params")]
+    rows = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[cells[0]] = dict(zip(checks, cells[1:]))
+    return rows

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 # Heads that predict at several strides (their `from` lists one map per level), and the classifier's: a substring of
 # the module's name in lower case, as Ultralytics' own guess of a YAML's task reads it.
 LEVEL_HEADS = ("detect", "segment", "pose", "obb", "rtdetrdecoder")
@@ -110,7 +108,10 @@ def _flow(value: Any) -> str:
 
 
 def parse(text: str, path: str) -> ModelYaml:
-    """Read a model YAML; mistakes of its shape go to `problems` (a file that is no YAML at all has only that)."""
+    """Read a model YAML; mistakes of its shape go to `problems` (a file that is no YAML at all has only that).
+    PyYAML is imported here: the fork side's first act is to say which of the fork's requirements are missing."""
+    import yaml
+
     text = re.sub(r"[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010ffff]+", "", text)
     try:
         node = yaml.compose(text)
@@ -143,6 +144,8 @@ def parse(text: str, path: str) -> ModelYaml:
 
 
 def _read_scales(doc: ModelYaml, node) -> None:
+    import yaml
+
     scales = doc.data.get("scales")
     if scales is None:
         return

@@ -12,7 +12,7 @@ import numpy
 import pytest
 from click.testing import CliRunner
 
-from conftest import pristine_tree, tree_digest, verify, verify_json
+from conftest import pristine_tree, tree_digest, verify, verify_json, verify_table
 from patcher.backbones import select_backbones
 from patcher.cli import cli
 from patcher.edits import EDITS
@@ -55,9 +55,11 @@ def test_report_format_and_every_check(release_tree):
         assert {"name", "family", "task", "ok", "layers", "params", "gflops", "stock", "checks"} <= set(model)
         assert model["ok"], model
         assert model["gflops"] > 0 and model["stock"]["gflops"] > 0
-        passing = ("build", "forward", "strides", "train", "embed", "freeze", "checkpoint", "fuse", "val")
+        passing = ("yaml", "build", "forward", "strides", "scales", "flops", "train", "batch1", "embed", "freeze",
+                   "checkpoint", "reload", "fuse", "val")  # fmt: skip
         distill = "pass" if model["task"] == "detect" else "skip"  # 8.4.x detection models
-        assert statuses(model) == {c: "pass" for c in passing} | {"export": "skip", "weights": "skip", "distill": distill}
+        skipped = {"export": "skip", "weights": "skip", "amp": "skip", "distill": distill}  # amp: on CUDA only
+        assert statuses(model) == {c: "pass" for c in passing} | skipped
         assert "ULTRALYTICS_SAFE_LOAD=1" in model["checks"]["checkpoint"]["reason"]  # 8.4.100+: the safe loader too
     small, pose, seg = report["models"]
     assert (seg["family"], seg["task"], seg["stock"]["name"]) == ("yolov8", "segment", "yolov8n-seg.yaml")
@@ -243,14 +245,16 @@ def test_apply_then_verify_skips_the_checkpoint_where_no_checkpoint_loads(releas
     assert result.exit_code == 0, result.output
     assert "wrote 16 file(s)" in result.output  # the apply, then the verify
     assert "backbone variants" not in result.output  # one variant: no note on narrowing the selection
-    rows = [line.split() for line in result.output.splitlines() if line.startswith(("yolov", "rtdetr"))]
-    assert {row[0] for row in rows} >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
-    # build weights forward strides train embed freeze distill checkpoint fuse | val | export
-    assert all(row[1:11] == ["ok", "skip", "ok", "ok", "ok", "ok", "ok", "skip", "skip", "ok"] and row[12] == "skip" for row in rows), rows
+    rows = verify_table(result.output)
+    assert set(rows) >= {"yolov3-MobileNetV2.yaml", "yolov8n-seg-MobileNetV2.yaml", "rtdetr-l-MobileNetV2.yaml"}
+    skipped = ("weights", "amp", "distill", "checkpoint", "reload", "export")  # checkpoint: no .pt loads; reload: none to load
+    for name, cells in rows.items():
+        skips = skipped + (("scales",) if name.startswith(("yolov3", "rtdetr")) else ())  # one scale only
+        assert {c: v for c, v in cells.items() if c != "val"} == {c: "skip" if c in skips else "ok" for c in cells if c != "val"}, name
     assert "checkpoint (7 models): torch" in result.output
     assert "weights_only=True, and this release's loader does not ask for full checkpoints" in result.output
     # 8.1.47's AP calls np.trapz, which numpy 2.4 removed: validation fails for the stock models too (not classify)
-    val = {row[0]: row[11] for row in rows}
+    val = {name: cells["val"] for name, cells in rows.items()}
     if hasattr(numpy, "trapz"):
         assert set(val.values()) == {"ok"}, val
     else:
@@ -272,8 +276,9 @@ def test_a_check_the_stock_model_fails_too_is_environment(release_tree, tmp_path
     (site / "sitecustomize.py").write_text("import sys\n\nsys.modules['thop'] = None  # `import thop` fails\n")
     result = verify(tree, "--model", SMALL, env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr[-3000:]
-    row = next(line.split() for line in result.stdout.splitlines() if line.startswith(SMALL))
-    assert row[1:13] == ["env", "skip", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "skip"], row
+    cells = verify_table(result.stdout)[f"{SMALL}.yaml"]
+    skipped = ("weights", "flops", "amp", "export")  # flops: the build counted none
+    assert cells == {c: "env" if c == "build" else "skip" if c in skipped else "ok" for c in cells}, cells
     assert "environment (the stock model fails the same check, so the patch is not the cause):" in result.stdout
     assert (
         "  build (1 model): the stock model's GFLOPs are 0 too: the fork's get_flops profiles no model here, because "
@@ -284,7 +289,7 @@ def test_a_check_the_stock_model_fails_too_is_environment(release_tree, tmp_path
 def test_bad_input_is_a_sentence_and_exit_2(release_tree):
     tree = release_tree(RELEASE)
     before = tree_digest(tree)
-    cases = [((), "no ultrapatch backbone is installed")]
+    cases = [((), "no ultrapatch backbone or YAML of yours is installed")]
     for args, words in cases:
         result = verify(tree, *args)
         assert (result.returncode, "Traceback" in result.stderr) == (2, False), result.stderr

@@ -15,7 +15,7 @@ class Reload(Check):
 
     def run(self, ctx: ModelContext, session) -> str:
         if ctx.checkpoint is None or not ctx.checkpoint.is_file():
-            raise Skipped("the checkpoint check wrote no checkpoint")
+            raise Skipped("no checkpoint loaded in the verifying process (the checkpoint check)")
         torch = session.torch
         image = session.image(*COMPARE_SIZE)
         reference = session.build_from_checkpoint(ctx.checkpoint, ctx.spec["builder"])
