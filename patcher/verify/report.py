@@ -116,7 +116,7 @@ def render_table(report: VerifyReport) -> str:
                     checks.append(name)
                 models.add(m["name"])
     if failures:
-        lines += ["", "failed (the patch):", *failures]
+        lines += ["", "failed:", *failures]
     if environment:
         lines += ["", "environment (the stock model fails the same check, so the patch is not the cause):"]
         lines += [f"  {check} ({_count(models)}): {cause}" for (check, cause), models in environment.items()]
