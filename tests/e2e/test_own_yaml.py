@@ -162,3 +162,15 @@ def test_apply_yaml_records_keeps_the_users_edits_and_reverts_exactly(release_tr
     reverted = runner.invoke(cli, ["revert", str(tree)])
     assert reverted.exit_code == 0, reverted.output
     assert tree_digest(tree) == pristine
+
+
+def test_amp_on_cuda_where_there_is_one(release_tree):
+    """The amp check trains one step under autocast on CUDA; on the CPU it is skipped with that reason (above)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: the amp check runs on CUDA only")
+    tree = release_tree("8.4.190")
+    report = verify_json(tree, "--yaml", str(YAMLS / "yolo11-p2.yaml"), "--device", "0")
+    (model,) = report["models"]
+    assert model["checks"]["amp"]["status"] == "pass" and "under autocast" in model["checks"]["amp"]["reason"], model["checks"]["amp"]
