@@ -24,7 +24,7 @@ from patcher.errors import EditFailed
 from patcher.backbones import Backbone, backbone_order, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.addmodules import INIT
-from patcher.edits.base import Context
+from patcher.edits.base import Context, ModuleFile
 from patcher.merge import merge
 from patcher.planner import Plan, edited_originals, make_plan
 from patcher.transaction import Transaction, WritePlan
@@ -69,20 +69,24 @@ def judged_texts(
     }
 
 
-def plan_apply(tree: Tree, backbones: tuple[Backbone, ...], yamls: dict[str, str] | None = None) -> ApplyPlan:
-    """Plan an apply of `backbones` and the user's `yamls` (installed path: text); writes nothing. The caller refuses
-    a plan with failed edits or conflicts."""
+def plan_apply(
+    tree: Tree, backbones: tuple[Backbone, ...], yamls: dict[str, str] | None = None, modules: tuple[ModuleFile, ...] = ()
+) -> ApplyPlan:
+    """Plan an apply of `backbones`, the user's `yamls` (installed path: text) and module files; writes nothing. The
+    caller refuses a plan with failed edits or conflicts."""
     yamls = yamls or {}
     record = records.load(tree.root)
     upgraded = [] if record is None else take_upgrade(tree, record)
     created = frozenset() if record is None else record.created()
     current = recorded_texts(tree, record)
     overlay = judged_texts(tree, record, current)
-    plan = make_plan(tree, EDITS, Context(tree.release, backbones, created, tuple(sorted(yamls.items()))), overlay=overlay)
+    asked = Context(tree.release, backbones, created, tuple(sorted(yamls.items())), modules)
+    plan = make_plan(tree, EDITS, asked, overlay=overlay)
     if not plan.ok:
         return ApplyPlan(record=record or records.State(tree.release_text), plan=plan, yamls=sorted(yamls))
     if record is None:  # the first apply: the files as they are now are the originals
         record = records.State(tree.release_text, [b.name for b in backbones], yamls=dict(yamls))
+        record.modules = _module_entries(modules)
         record.exclude_added = records.excluded(tree.root, present=True) is not None  # else the line is the user's
         result = ApplyPlan(record=record, plan=plan, yamls=sorted(yamls))
         for rel, (original, new) in plan.raw.items():
@@ -103,7 +107,8 @@ def plan_apply(tree: Tree, backbones: tuple[Backbone, ...], yamls: dict[str, str
             result.fresh.append(rel)
     record.backbones = sorted({*record.backbones, *(b.name for b in backbones)}, key=backbone_order)
     record.yamls = {**record.yamls, **yamls}
-    new_ours = edited_originals(tree, record.originals(), record.backbones, record.yamls)
+    record.modules = {**record.modules, **_module_entries(modules)}
+    new_ours = edited_originals(tree, record.originals(), record.backbones, record.yamls, record.module_files())
     for rel, file_record in record.files.items():
         now = current.get(rel, file_record.original)  # a file first noted by this apply holds its original
         if rel in repaired:
@@ -135,11 +140,16 @@ def _repaired(
     differ = [rel for rel, r in record.files.items() if rel not in overlay and current[rel] != r.ours]
     if not differ:
         return {}
-    ctx = Context(tree.release, select_backbones(tuple(record.backbones)), created, tuple(sorted(record.yamls.items())))
+    ctx = Context(tree.release, select_backbones(tuple(record.backbones)), created, tuple(sorted(record.yamls.items())),
+                  record.module_files())  # fmt: skip
     plan = make_plan(tree, EDITS, ctx, overlay)
     if not plan.ok:
         return plan
     return {rel: new for rel, (_old, new) in plan.raw.items()}
+
+
+def _module_entries(modules: tuple[ModuleFile, ...]) -> dict[str, dict]:
+    return {f.stem: {"text": f.text, "roles": [list(pair) for pair in f.roles]} for f in modules}
 
 
 def take_upgrade(tree: Tree, record: records.State) -> list[str]:

@@ -95,18 +95,23 @@ def fetch(dest: Path, version: str) -> None:
 @click.option("--backbone", "-b", "backbone_names", multiple=True, help="Backbone to install; repeat it, or 'all'.")
 @click.option("--yaml", "yaml_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="A model YAML of yours to install in its family's config folder, where YOLO() finds it by name (repeatable).")
+@click.option("--module", "module_specs", multiple=True, metavar="FILE.py[:Class=role,...]",
+              help="A module file of yours (attention, a conv or CSP block) to install and register by role (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Write nothing; print the unified diff of what would change.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when something would change, 0 when nothing would.")
 @click.option("--diff", "show_diff", is_flag=True, help="Also print the unified diff of what was written.")
 @click.option("--commit", is_flag=True, help="Commit the changed files as one git commit (and revert commits the reverse).")
 @click.option("--verify", "then_verify", is_flag=True, help="Then run `verify` on the models of these backbones.")
 def apply(
-    path: Path, backbone_names: tuple[str, ...], yaml_files: tuple[Path, ...], dry_run: bool, check: bool,
-    show_diff: bool, commit: bool, then_verify: bool,
+    path: Path, backbone_names: tuple[str, ...], yaml_files: tuple[Path, ...], module_specs: tuple[str, ...],
+    dry_run: bool, check: bool, show_diff: bool, commit: bool, then_verify: bool,
 ) -> None:
     """Make every tutorial edit on the Ultralytics tree at PATH, idempotently and all or nothing."""
-    if not backbone_names and not yaml_files:
-        raise click.UsageError("give a backbone to install (--backbone NAME) or a model YAML of yours (--yaml FILE), or both.")
+    if not backbone_names and not yaml_files and not module_specs:
+        raise click.UsageError(
+            "give a backbone to install (--backbone NAME), a module file of yours (--module FILE.py) or a model YAML of "
+            "yours (--yaml FILE)."
+        )
     if dry_run and check:
         raise click.UsageError("--dry-run prints the diff and --check only answers whether there is one: give one of them.")
     if (then_verify or commit) and (dry_run or check):
@@ -119,10 +124,11 @@ def apply(
     timm_note = check_timm_models(tuple(b for b in backbones if b.name not in recorded))
     if timm_note:
         click.echo(timm_note, err=True)
+    modules = _asked_modules(tree, module_specs, err=dry_run or check)
     yamls, asked = user_yamls.asked_yamls(tree, yaml_files)
     if dry_run or check:
         _note_pending(tree)
-        planned = plan_apply(tree, backbones, yamls)
+        planned = plan_apply(tree, backbones, yamls, modules)
         _refuse_missing_modules(tree, planned, asked)
         click.echo(_header(tree, backbones), err=True)  # the diff goes to stdout, alone, so that `git apply` reads it
         _refuse_failed(planned, err=True)
@@ -135,7 +141,7 @@ def apply(
         return
     with transaction.locked(tree.root, "apply"):
         _echo_recovered(tree)
-        planned = plan_apply(tree, backbones, yamls)
+        planned = plan_apply(tree, backbones, yamls, modules)
         _refuse_missing_modules(tree, planned, asked)
         click.echo(_header(tree, backbones))
         _refuse_failed(planned, err=False)
@@ -159,6 +165,22 @@ def apply(
         specs = verifier.select_models(tree, backbones=list(backbones)) if backbones else []
         specs += own_specs(tree, tuple(tree.root / rel for rel in yamls), None)[0]
         _verify(tree, specs, sys.executable, "cpu", None, False)
+
+
+def _asked_modules(tree: Tree, specs: tuple[str, ...], err: bool) -> tuple:
+    """The `--module` files, read, their roles confirmed in the fork's interpreter, and said (class, role, why, a row)."""
+    from patcher.edits.base import ModuleFile
+    from patcher.user_modules import confirm_roles, describe, install_modules
+
+    if not specs:
+        return ()
+    tasks = (applying.disk(tree, user_yamls.TASKS) or b"").decode("utf-8", errors="replace")
+    read = install_modules(specs, user_yamls.ultralytics_names(tree, tasks))
+    confirm_roles(tree, read, sys.executable)
+    for line in describe(read):
+        click.echo(line, err=err)
+    # in the record's order (by name), so that the first apply's text is the one every later apply makes
+    return tuple(sorted((ModuleFile(m.stem, m.text, tuple(m.roles.items())) for m in read), key=lambda f: f.stem))
 
 
 def _refuse_missing_modules(tree: Tree, planned: ApplyPlan, asked: list) -> None:
@@ -204,16 +226,17 @@ def _echo_recovered(tree: Tree) -> str | None:
 @cli.command()
 @PATH_ARG
 @click.option("--backbone", "-b", "backbone_names", multiple=True, help="Take out only this backbone (repeatable).")
+@click.option("--module", "module_names", multiple=True, metavar="NAME", help="Take out only this module file of yours, by its name without .py (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Write nothing; print the diff revert would make.")
 @click.option("--force", is_flag=True, help=f"On a conflict, restore ultrapatch's originals, saving yours as <file>{records.BACKUP_SUFFIX}.")
-def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bool) -> None:
+def revert(path: Path, backbone_names: tuple[str, ...], module_names: tuple[str, ...], dry_run: bool, force: bool) -> None:
     """Take ultrapatch's edits out of the tree at PATH (all of them, or one backbone's), keeping yours."""
     from patcher import revert as reverting
 
     tree = find_tree(path)
     if dry_run:
         _note_pending(tree)
-        plan = reverting.plan_revert(tree, backbone_names)
+        plan = reverting.plan_revert(tree, backbone_names, tuple(n.removesuffix(".py") for n in module_names))
         for line in reverting.notes(plan) + reverting.stranded_notes(tree, plan):
             click.echo(line, err=True)
         click.echo(plan.diff(), nl=False)
@@ -224,7 +247,7 @@ def revert(path: Path, backbone_names: tuple[str, ...], dry_run: bool, force: bo
         if _echo_recovered(tree) == "revert" and records.load(tree.root) is None:
             click.echo(f"Ultralytics {tree.release_text} at {tree.root}: reverted everything")
             return
-        plan = reverting.plan_revert(tree, backbone_names)
+        plan = reverting.plan_revert(tree, backbone_names, tuple(n.removesuffix(".py") for n in module_names))
         for line in reverting.notes(plan):
             click.echo(line)
         for line in reverting.stranded_notes(tree, plan):

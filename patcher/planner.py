@@ -108,18 +108,19 @@ def make_plan(
 
 
 def edited_originals(
-    tree: Tree, originals: dict[str, bytes | None], backbones: Sequence[str], yamls: dict[str, str] | None = None
+    tree: Tree, originals: dict[str, bytes | None], backbones: Sequence[str], yamls: dict[str, str] | None = None,
+    modules: tuple = (),
 ) -> dict[str, bytes | None]:
-    """What ultrapatch's edits for `backbones` and the user's `yamls` make of `originals` (path: bytes, None for an
+    """What ultrapatch's edits for `backbones`, the user's `yamls` and module files make of `originals` (path: bytes, None for an
     absent file), and nothing else: per file of `originals`, the text with ultrapatch's edits and nobody else's (the
     original where they leave it alone). Nothing asked: the originals. EditFailed when the edits cannot be made."""
     from patcher.backbones import select_backbones
     from patcher.edits import EDITS
     from patcher.errors import EditFailed
 
-    if not backbones and not yamls:
+    if not backbones and not yamls and not modules:
         return dict(originals)
-    ctx = Context(tree.release, select_backbones(tuple(backbones)), yamls=tuple(sorted((yamls or {}).items())))
+    ctx = Context(tree.release, select_backbones(tuple(backbones)), yamls=tuple(sorted((yamls or {}).items())), modules=modules)
     plan = make_plan(tree, EDITS, ctx, overlay=originals)
     if not plan.ok:
         raise EditFailed(

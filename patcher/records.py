@@ -52,6 +52,15 @@ class State:
     commit: str | None = None  # the commit `apply --commit` made
     exclude_added: bool = True  # ultrapatch added `/.ultrapatch/` to .git/info/exclude (False: the line was the user's)
     yamls: dict[str, str] = field(default_factory=dict)  # `apply --yaml`: installed path -> the user's text as given
+    modules: dict[str, dict] = field(default_factory=dict)  # `apply --module`: stem -> {"text", "roles": [[class, role]]}
+
+    def module_files(self) -> tuple:
+        """The recorded module files, as the edits take them."""
+        from patcher.edits.base import ModuleFile
+
+        return tuple(
+            ModuleFile(stem, entry["text"], tuple((c, r) for c, r in entry["roles"])) for stem, entry in sorted(self.modules.items())
+        )
 
     def note_original(self, root: Path, rel: str, original: bytes | None) -> None:
         """A file apply is about to write: its first original is kept, so revert goes back to before any apply."""
@@ -89,6 +98,7 @@ class State:
                 "commit": self.commit,
                 "exclude_added": self.exclude_added,
                 "yamls": dict(sorted(self.yamls.items())),
+                "modules": dict(sorted(self.modules.items())),
             },
             indent=2,
         )
@@ -124,6 +134,8 @@ class State:
             if not isinstance(state.exclude_added, bool):
                 raise ValueError("exclude_added must be true or false")
             state.yamls = dict(data.get("yamls") or {})
+            state.modules = {str(k): {"text": str(v["text"]), "roles": [[str(c), str(r)] for c, r in v["roles"]]}
+                             for k, v in (data.get("modules") or {}).items()}  # fmt: skip
             if not all(isinstance(k, str) and isinstance(v, str) for k, v in state.yamls.items()):
                 raise ValueError("yamls must map paths to texts")
         except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:

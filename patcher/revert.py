@@ -41,11 +41,18 @@ class RevertPlan(WritePlan):
     exclude_added: bool = True  # the record's: apply added the exclude line, so taking out everything takes it out
 
 
-def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
+def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = (), module_names: tuple[str, ...] = ()) -> RevertPlan:
     state = records.load(tree.root)
     if state is None:
         raise UltrapatchError(f"nothing recorded in {tree.root / records.STATE_FILE}: ultrapatch has not applied anything here.")
-    removed = [b.name for b in select_backbones(backbone_names)] if backbone_names else list(state.backbones)
+    unknown = [name for name in module_names if name not in state.modules]
+    if unknown:
+        raise UltrapatchError(
+            f"{', '.join(unknown)}: no module file of that name installed by ultrapatch here; the record lists "
+            f"{', '.join(sorted(state.modules)) or 'none'}."
+        )
+    partial = bool(backbone_names or module_names)
+    removed = [b.name for b in select_backbones(backbone_names)] if partial else list(state.backbones)
     missing = [name for name in removed if name not in state.backbones]
     if missing:
         raise UltrapatchError(
@@ -54,9 +61,11 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
         )
     take_upgrade(tree, state)  # an upgraded fork: its release's files are what revert gives back
     remaining = [name for name in state.backbones if name not in removed]
-    kept_yamls = state.yamls if backbone_names else {}  # taking out backbones leaves the user's YAMLs
-    wanted = edited_originals(tree, state.originals(), remaining, kept_yamls)
-    plan = RevertPlan(removed=removed, commit=state.commit, exclude_added=state.exclude_added)
+    kept_yamls = state.yamls if partial else {}  # taking out backbones or modules leaves the user's YAMLs
+    kept_modules = {k: v for k, v in state.modules.items() if k not in module_names} if partial else {}
+    kept = records.State(state.release, modules=kept_modules)
+    wanted = edited_originals(tree, state.originals(), remaining, kept_yamls, kept.module_files())
+    plan = RevertPlan(removed=removed + list(module_names), commit=state.commit, exclude_added=state.exclude_added)
     final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
         current = disk(tree, rel)
@@ -83,8 +92,9 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = ()) -> RevertPlan:
         final[rel] = result
         if result != current:
             plan.writes[rel] = result
-    if remaining or kept_yamls:
-        record = records.State(state.release, remaining, commit=state.commit, exclude_added=state.exclude_added, yamls=dict(kept_yamls))
+    if remaining or kept_yamls or kept_modules:
+        record = records.State(state.release, remaining, commit=state.commit, exclude_added=state.exclude_added,
+                               yamls=dict(kept_yamls), modules=kept_modules)  # fmt: skip
         for rel, old in state.files.items():
             if wanted[rel] != old.original and rel not in plan.kept:  # still edited (or created) by ultrapatch
                 record.files[rel] = records.FileRecord(old.original, wanted[rel] or b"")

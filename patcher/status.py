@@ -69,7 +69,9 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     ]
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
     yamls = () if record is None else tuple(sorted(record.yamls.items()))
-    plan = make_plan(tree, EDITS, Context(tree.release, installed or tuple(BACKBONES.values()), ours, yamls), overlay, texts=False)
+    modules = () if record is None else record.module_files()
+    ctx = Context(tree.release, installed or tuple(BACKBONES.values()), ours, yamls, modules)
+    plan = make_plan(tree, EDITS, ctx, overlay, texts=False)
     return {
         "release": tree.release_text,
         "root": str(tree.root),
@@ -80,6 +82,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
         else {
             "backbones": record.backbones,
             "yamls": sorted(record.yamls),
+            "modules": {f"{stem}.py": dict(entry["roles"]) for stem, entry in sorted(record.modules.items())},
             "applied_on": applied_on,
             "edited": sorted(rel for rel, r in record.files.items() if r.original is not None),
             "created": sorted(rel for rel, r in record.files.items() if r.original is None),
@@ -176,6 +179,10 @@ def format_status(report: dict[str, Any]) -> str:
     else:
         commit = f", committed as {record['commit'][:10]}" if record["commit"] else ""
         yours = f"; your YAMLs: {', '.join(p.rsplit('/', 1)[-1] for p in record['yamls'])}" if record["yamls"] else ""
+        if record["modules"]:
+            yours += "; your modules: " + ", ".join(
+                f"{file} ({', '.join(f'{c} {r}' for c, r in roles.items())})" for file, roles in record["modules"].items()
+            )
         lines.append(
             f"record: {', '.join(record['backbones']) or 'no backbone'}{yours}; {len(record['edited'])} file(s) edited, "
             f"{len(record['created'])} created{commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)"

@@ -67,6 +67,18 @@ def defined_names(tree: Tree, tasks_text: str) -> set[str]:
     return _bound(tree, ast.parse(tasks_text), depth=0)
 
 
+def ultralytics_names(tree: Tree, tasks_text: str) -> set[str]:
+    """The names Ultralytics itself uses for modules: tasks.py's namespace but what it imports from AddModules, and
+    everything `ultralytics.nn.modules` exports (CBAM is there, though tasks.py does not import it)."""
+    module = ast.parse(tasks_text)
+    module.body = [
+        node for node in module.body
+        if not (isinstance(node, ast.ImportFrom) and "AddModules" in (node.module or ""))
+    ]  # fmt: skip
+    exported = _star(tree, ast.ImportFrom(module="ultralytics.nn.modules", names=[ast.alias("*")], level=0), depth=0)
+    return _bound(tree, module, depth=0) | exported
+
+
 def _bound(tree: Tree, module: ast.Module, depth: int) -> set[str]:
     names: set[str] = set()
     for node in _top_level(module.body):

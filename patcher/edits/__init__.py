@@ -8,6 +8,7 @@ from patcher.edits.flops import FullSizeFlops
 from patcher.edits.forward_loops import ListOutputs
 from patcher.edits.fuse import ReparameteriseOnFuse
 from patcher.edits.model_yamls import ModelYamls
+from patcher.edits.module_roles import ModuleRoles
 from patcher.edits.own_yamls import OwnYamls
 from patcher.edits.parse_model_branch import BackboneBranch
 from patcher.edits.parse_model_index import BackboneMapLayers
@@ -25,6 +26,7 @@ EDITS: tuple[Edit, ...] = (
     TasksImport(),
     BackboneBranch(),
     BackboneMapLayers(),
+    ModuleRoles(),
     StringArguments(),
     ListOutputs("predict-once", "BaseModel", "_predict_once"),
     ListOutputs("rtdetr-predict", "RTDETRDetectionModel", "predict"),

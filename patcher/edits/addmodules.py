@@ -21,6 +21,7 @@ class AddModulesPackage(Edit):
     name = "addmodules"
     target = f"{ADDMODULES_DIR}/"
     description = "create ultralytics/nn/AddModules/ with the backbone files and an __init__.py that imports them"
+    for_modules = True
 
     def apply(self, files: Workspace, ctx: Context) -> None:
         for backbone in ctx.shipped:
@@ -37,9 +38,20 @@ class AddModulesPackage(Edit):
                     f"ultrapatch never overwrites it: move it aside (or rename it) and apply again."
                 )
             files.write(backbone.module_path, backbone.source)
+        for module in ctx.modules:
+            current = files.read(module.path)
+            if current is not None and current != module.text and module.path not in ctx.ours:
+                raise Refused(
+                    f"{module.path} exists and differs from your --module file {module.stem}.py. ultrapatch never "
+                    f"overwrites it: move it aside (or give your file another name) and apply again."
+                )
+            files.write(module.path, module.text)
         init = files.read(INIT)
-        lines = [] if init is None else init.splitlines()
-        missing = [b.import_line for b in ctx.shipped if b.import_line not in (line.strip() for line in lines)]
+        lines = [] if init is None else [line.strip() for line in init.splitlines()]
+        wanted = [b.import_line for b in ctx.shipped] + [
+            f.import_line for f in ctx.modules if f"from .{f.stem} import *" not in lines
+        ]
+        missing = [line for line in wanted if line not in lines]
         if missing:
             head = INIT_HEADER if init is None else init + ("" if init.endswith("\n") or not init else "\n")
             files.write(INIT, head + "".join(f"{line}\n" for line in missing))

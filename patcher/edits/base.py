@@ -50,6 +50,31 @@ class AnchorMissing(EditError):
 
 
 @dataclass(frozen=True)
+class ModuleFile:
+    """A module file of the user's (`apply --module`): installed as AddModules/<stem>.py, its classes registered by
+    role (`patcher.user_modules`)."""
+
+    stem: str
+    text: str
+    roles: tuple[tuple[str, str], ...]  # (class, role), in the file's order
+
+    @property
+    def path(self) -> str:
+        return f"ultralytics/nn/AddModules/{self.stem}.py"
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(name for name, _role in self.roles)
+
+    @property
+    def import_line(self) -> str:
+        return f"from .{self.stem} import {', '.join(self.classes)}"
+
+    def having(self, *roles: str) -> tuple[str, ...]:
+        return tuple(name for name, role in self.roles if role in roles)
+
+
+@dataclass(frozen=True)
 class Context:
     """What an apply asks for: the tree's release and the backbones to install."""
 
@@ -57,6 +82,11 @@ class Context:
     backbones: tuple[Backbone, ...]
     ours: frozenset[str] = frozenset()  # files ultrapatch created: an older ultrapatch's text there is replaced
     yamls: tuple[tuple[str, str], ...] = ()  # model YAMLs of the user's to install (`apply --yaml`): (path, text)
+    modules: tuple[ModuleFile, ...] = ()  # module files of the user's to install (`apply --module`)
+
+    def registered(self, *roles: str) -> tuple[str, ...]:
+        """The user's module classes of these roles (every role without any), in order."""
+        return tuple(name for f in self.modules for name, role in f.roles if not roles or role in roles)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -206,10 +236,12 @@ class Edit(ABC):
     target: ClassVar[str]
     description: ClassVar[str]
 
+    for_modules: ClassVar[bool] = False  # made for the user's module files too, not only for backbones
+
     def asked(self, ctx: Context) -> bool:
-        """Whether this apply asks for the edit at all: the backbones' edits are not made for a YAML of the user's
-        alone (`apply --yaml` on a tree without a backbone)."""
-        return bool(ctx.backbones)
+        """Whether this apply asks for the edit at all: the backbones' edits are not made for a YAML or a module file
+        of the user's alone (`apply --yaml`, `apply --module` on a tree without a backbone)."""
+        return bool(ctx.backbones) or (self.for_modules and bool(ctx.modules))
 
     @abstractmethod
     def apply(self, files: Workspace, ctx: Context) -> None:

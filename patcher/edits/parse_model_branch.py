@@ -68,7 +68,14 @@ def _set_members(test: cst.BaseExpression) -> list[str] | None:
 def _with_names(test: cst.BaseExpression, names: list[str]) -> cst.BaseExpression:
     """`test` with `names` appended to its literal, in its own layout: one a line stays one a line, comments stay."""
     container = _container(test)
-    assert container is not None and container.elements
+    assert container is not None
+    return replace(test, container, add_names(container, names))  # type: ignore[return-value]
+
+
+def add_names(container: cst.Set | cst.Tuple | cst.List, names: list[str]) -> cst.Set | cst.Tuple | cst.List:
+    """A set, tuple or list literal with `names` appended, in its own layout: one a line stays one a line, comments
+    stay."""
+    assert container.elements
     elements = list(container.elements)
     opening = container.lbrace if isinstance(container, cst.Set) else container.lpar[0] if isinstance(container, cst.Tuple) else container.lbracket
     first = opening.whitespace_after
@@ -82,7 +89,7 @@ def _with_names(test: cst.BaseExpression, names: list[str]) -> cst.BaseExpressio
     elements[-1] = elements[-1].with_changes(comma=between)
     elements += [cst.Element(cst.Name(name), comma=between) for name in names]
     elements[-1] = elements[-1].with_changes(comma=closing)
-    return replace(test, container, container.with_changes(elements=elements))  # type: ignore[return-value]
+    return container.with_changes(elements=elements)
 
 
 def _set_literal(names: list[str]) -> str:

@@ -38,6 +38,7 @@ SCAN_ADDMODULES = f'_scan(importlib.import_module("{PACKAGE}"))  # backbones ins
 class SafeLoadAllowList(SourceEdit):
     name = "safe-load"
     target = TASKS
+    for_modules = True
     description = "_SafeLoad (8.4.100+): ULTRALYTICS_SAFE_LOAD=1 accepts the AddModules backbone classes"
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:

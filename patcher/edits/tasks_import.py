@@ -49,7 +49,7 @@ def _imported_from_addmodules(stmt: cst.CSTNode, ctx: Context) -> tuple[bool, li
         stem = source.rpartition(".")[2]
         return source.lstrip(".") in (ADDMODULES, "AddModules"), [
             name for b in ctx.shipped if b.module_file == f"{stem}.py" for name in b.classes
-        ]
+        ] + [name for f in ctx.modules if f.stem == stem for name in f.classes]
     return False, [alias.evaluated_alias or alias.evaluated_name for alias in node.names]
 
 
@@ -65,15 +65,16 @@ def _ours(stmt: cst.CSTNode) -> bool:
     )
 
 
-def import_statement(names: list[str]) -> cst.BaseStatement:
+def import_statement(names: list[str], what: str = "backbones") -> cst.BaseStatement:
     lines = "".join(f"    {name},\n" for name in names)
-    return parse(f"from {ADDMODULES} import (  # backbones {MARK}\n{lines})\n")
+    return parse(f"from {ADDMODULES} import (  # {what} {MARK}\n{lines})\n")
 
 
 class TasksImport(SourceEdit):
     name = "tasks-import"
     target = TASKS
-    description = "import the backbone classes into tasks.py, where parse_model looks names up"
+    description = "import the backbone classes (and your modules' registered classes, by name) into tasks.py, where parse_model looks names up"
+    for_modules = True
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
         body = list(module.body)
@@ -81,7 +82,8 @@ class TasksImport(SourceEdit):
         if any(star for _, (star, _) in existing):
             return module
         have = {name for _, (_, names) in existing for name in names}
-        missing = [name for b in ctx.shipped for name in b.classes if name not in have]
+        wanted = [name for b in ctx.shipped for name in b.classes] + list(ctx.registered())
+        missing = [name for name in dict.fromkeys(wanted) if name not in have]
         if not missing:
             return module
         own = [(i, names) for i, (_, names) in existing if _ours(body[i])]
@@ -100,5 +102,5 @@ class TasksImport(SourceEdit):
         )
         if anchor is None:
             raise AnchorMissing(self.target, "module level", "`from ultralytics.nn.modules import (...)`")
-        body.insert(anchor + 1, import_statement(missing))
+        body.insert(anchor + 1, import_statement(missing, "backbones" if ctx.backbones else "modules"))
         return module.with_changes(body=body)

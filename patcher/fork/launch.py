@@ -10,7 +10,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-ENTRIES = ("verify", "probe", "stock", "bench", "carry", "ddp", "reload")
+ENTRIES = ("verify", "probe", "stock", "bench", "carry", "ddp", "reload", "roles")
 PACKAGE = "ultrapatch_fork"
 
 

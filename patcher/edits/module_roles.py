@@ -1,0 +1,152 @@
+"""parse_model learns the classes of the user's module files (`apply --module`), each by its role, with the release's
+own constructs:
+
+- base and repeat: added to the base set (input channels from `from`, `c2` scaled by width and `max_channels`), and a
+  repeat class to the repeat set too (the row's repeats passed as `n`). Those are the inline literals of 8.1 to 8.3's
+  first releases (`if m in {Classify, Conv, ...}:` and its inner `if m in {BottleneckCSP, ...}:`), and the
+  `base_modules` and `repeat_modules` frozensets of later releases;
+- keep: one branch before the chain's last `else`, as the tutorials write it by hand:
+
+      elif m in {SE, EMA}:  # modules installed by ultrapatch: they keep their input's channels
+          c2 = ch[f]
+          args = [c2, *args]
+
+- free: nothing; the last `else: c2 = ch[f]` is their case.
+
+A class already registered (in either set, or in a branch of that shape: a tutorial applied by hand) is left where it
+is; a hand-written branch of that shape gets the other keep classes too, so there is one branch, never two.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+from patcher.edits import match as m
+
+from patcher.edits.base import AnchorMissing, Context, SourceEdit
+from patcher.edits.parse_model_branch import (
+    CHAIN_START,
+    FALLBACK,
+    _branch_head,
+    _chain,
+    _rebuild_chain,
+    _set_members,
+    add_names,
+)
+from patcher.edits.shapes import (
+    LAYER_LOOP,
+    TASKS,
+    assigns,
+    body_of,
+    find_all,
+    index_of,
+    parse,
+    parse_model_parts,
+    replace_within,
+    with_body,
+)
+
+KEEP_BODY = [
+    assigns("c2", m.Subscript(value=m.Name("ch"))),
+    assigns("args", m.List(elements=[m.Element(m.Name("c2")), m.StarredElement(m.Name("args"))])),
+]
+INSERTS_REPEATS = m.Expr(m.Call(func=m.Attribute(value=m.Name("args"), attr=m.Name("insert"))))
+
+
+def _frozenset_named(func: cst.FunctionDef, name: str) -> cst.Set | None:
+    """The set literal of `name = frozenset({...})` in parse_model's body, or None (the releases before them)."""
+    at = index_of(body_of(func), assigns(name, m.Call(func=m.Name("frozenset"), args=[m.Arg(m.Set())])))
+    return None if at is None else body_of(func)[at].body[0].value.args[0].value  # type: ignore[attr-defined]
+
+
+def _loop(func: cst.FunctionDef) -> cst.For:
+    return body_of(func)[index_of(body_of(func), LAYER_LOOP)]  # type: ignore[index,return-value]
+
+
+def _names(container: cst.BaseExpression) -> list[str]:
+    return [el.value.value for el in getattr(container, "elements", ()) if isinstance(el.value, cst.Name)]
+
+
+class ModuleRoles(SourceEdit):
+    name = "module-roles"
+    target = TASKS
+    description = "parse_model: your modules' classes by role (base and repeat sets, a branch for those that keep their channels)"
+    for_modules = True
+
+    def asked(self, ctx: Context) -> bool:
+        return bool(ctx.modules)
+
+    def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
+        func, _, loop = parse_model_parts(module, self.target)
+        links = _chain(loop)
+        if not links or not m.matches(links[-1].orelse, FALLBACK):
+            raise AnchorMissing(self.target, "parse_model", "the module-type chain `if m in ...: ... else: c2 = ch[f]`")
+        known = self.registered(func, links)
+        base = [n for n in ctx.registered("base", "repeat") if n not in known]
+        repeat = [n for n in ctx.registered("repeat") if n not in known]
+        keep = [n for n in ctx.registered("keep") if n not in known]
+        if not (base or repeat or keep):
+            return module
+        new_func = func
+        if base or repeat:
+            new_func = self.with_sets(new_func, base, repeat)
+        if keep:
+            new_func = self.with_keep(new_func, keep)
+        return replace_within(module, func, func, new_func)
+
+    @staticmethod
+    def registered(func: cst.FunctionDef, links: list[cst.If]) -> set[str]:
+        """Every name parse_model already treats by a role: the base and repeat sets, and the chain's literals."""
+        found = set()
+        for name in ("base_modules", "repeat_modules"):
+            literal = _frozenset_named(func, name)
+            found |= set(_names(literal)) if literal is not None else set()
+        for link in links:
+            found |= set(_set_members(link.test) or [])
+            for inner in find_all(link.body, m.If(test=m.Comparison(left=m.Name("m")))):
+                found |= set(_set_members(inner.test) or [])
+        return found
+
+    def with_sets(self, func: cst.FunctionDef, base: list[str], repeat: list[str]) -> cst.FunctionDef:
+        """The base (and repeat) set with the names added: the frozensets, or the inline literals."""
+        if _frozenset_named(func, "base_modules") is not None and _frozenset_named(func, "repeat_modules") is not None:
+            for name, names in (("base_modules", base), ("repeat_modules", repeat)):
+                literal = _frozenset_named(func, name)
+                func = func.deep_replace(literal, add_names(literal, names)) if names else func  # type: ignore[assignment,arg-type]
+            return func
+        first = _chain(_loop(func))[0]
+        container = first.test.comparisons[0].comparator  # type: ignore[attr-defined]
+        if not isinstance(container, cst.Set):
+            raise AnchorMissing(self.target, "parse_model", "the base set: `base_modules = frozenset({...})` or `if m in {Classify, Conv, ...}:`")
+        new_first = first.deep_replace(container, add_names(container, base)) if base else first
+        if repeat:
+            inner = [n for n in find_all(new_first.body, m.If(test=m.Comparison(left=m.Name("m"), comparisons=[m.ComparisonTarget(comparator=m.Set())])))
+                     if index_of(body_of(n), m.SimpleStatementLine(body=[INSERTS_REPEATS])) is not None]  # fmt: skip
+            if not inner:
+                raise AnchorMissing(self.target, "parse_model", "the repeat set: `if m in {BottleneckCSP, C1, ...}: args.insert(2, n)`")
+            literal = inner[0].test.comparisons[0].comparator  # type: ignore[attr-defined]
+            new_first = new_first.deep_replace(literal, add_names(literal, repeat))
+        return func.deep_replace(first, new_first)  # type: ignore[return-value]
+
+    def with_keep(self, func: cst.FunctionDef, keep: list[str]) -> cst.FunctionDef:
+        """A branch for the classes that keep their input's channels: merged into one of that shape, or added before
+        the chain's last `else`."""
+        loop = _loop(func)
+        links = _chain(loop)
+        for i, link in enumerate(links):
+            if m.matches(link.body, m.IndentedBlock(body=KEEP_BODY)) and _set_members(link.test) is not None:
+                literal = link.test.comparisons[0].comparator  # type: ignore[attr-defined]
+                merged = link.with_changes(test=link.test.deep_replace(literal, add_names(literal, keep)))
+                return self._with_chain(func, loop, _rebuild_chain(links, i, merged))
+        branch = parse(
+            _branch_head(keep, "modules installed by ultrapatch: they keep their input's channels")
+            + "    c2 = ch[f]\n"
+            + "    args = [c2, *args]\n"
+        )
+        last = links[-1].with_changes(orelse=branch.with_changes(orelse=links[-1].orelse))  # type: ignore[attr-defined]
+        return self._with_chain(func, loop, _rebuild_chain(links, len(links) - 1, last))
+
+    @staticmethod
+    def _with_chain(func: cst.FunctionDef, loop: cst.For, first: cst.If) -> cst.FunctionDef:
+        statements = list(body_of(loop))
+        statements[index_of(statements, CHAIN_START)] = first  # type: ignore[index]
+        return func.deep_replace(loop, with_body(loop, statements))  # type: ignore[return-value]

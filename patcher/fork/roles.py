@@ -1,0 +1,82 @@
+"""`apply --module`'s probe: the user's module file imported in the fork's interpreter, and each class built and run by
+the role it is to be registered with, to confirm what the role predicts of its output channels.
+
+    python launch.py roles SPEC.json
+
+SPEC names the tree and, per module file, its path, its name in AddModules and its classes with their roles (a role
+of null: every role is tried, to name the candidates). After the `environment` event, one `roles` event: per file,
+`import_error` and `missing` (a package the interpreter lacks) when it does not import, else per class and tried role
+`ok`, the output channels, and the error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+from .process import event_stream, open_fork
+from .explain import missing_package
+
+ROLES = ("base", "repeat", "keep", "free")
+C1, C2 = 16, 32  # small channel counts: every role's prediction differs between them
+
+
+def main(argv: list[str]) -> int:
+    emit = event_stream()
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    if open_fork(spec, emit) is None:
+        return 0
+    emit(event="roles", files={entry["stem"]: probe_file(entry) for entry in spec["modules"]})
+    return 0
+
+
+def _package() -> None:
+    """`ultralytics.nn.AddModules`, for the file's relative imports: the tree's own package, or an empty stand-in."""
+    name = "ultralytics.nn.AddModules"
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        stand_in = types.ModuleType(name)
+        stand_in.__path__ = []
+        sys.modules[name] = stand_in
+
+
+def probe_file(entry: dict) -> dict:
+    import torch
+
+    _package()
+    name = f"ultralytics.nn.AddModules.{entry['stem']}"
+    spec = importlib.util.spec_from_file_location(name, entry["file"])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the reason is the answer
+        return {"import_error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300], "missing": missing_package(exc)}
+    classes = {}
+    for cls_name, role in entry["classes"]:
+        cls = getattr(module, cls_name)
+        classes[cls_name] = {r: try_role(torch, cls, r) for r in ([role] if role else ROLES)}
+    return {"classes": classes}
+
+
+def try_role(torch, cls, role: str) -> dict:
+    """Build `cls` as `role` predicts its constructor, run it on a batch of two 16-channel maps: its output channels,
+    and whether they are what the role says."""
+    args = {"base": (C1, C2), "repeat": (C1, C2, 1), "keep": (C1,), "free": ()}[role]
+    expected = {"base": C2, "repeat": C2, "keep": C1, "free": C1}[role]
+    shown = f"{cls.__name__}({', '.join(map(str, args))})"
+    try:
+        block = cls(*args).eval()
+        with torch.no_grad():
+            out = block(torch.rand(2, C1, 32, 32))
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "built": shown, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+    if not hasattr(out, "shape") or out.dim() != 4:
+        return {"ok": False, "built": shown, "error": f"its output is {type(out).__name__}, not one map"}
+    channels = int(out.shape[1])
+    return {"ok": channels == expected, "built": shown, "channels": channels, "expected": expected}

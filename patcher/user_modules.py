@@ -1,0 +1,283 @@
+"""A module file of the user's (`apply --module FILE.py[:Class=role,...]`): which of its classes are registered, and
+by which role, read from the file's text without importing it.
+
+A role says what parse_model must do with a row of the class (the fork's probe confirms it before anything is written):
+
+- base: `(c1, c2, ...)`: input channels from the row's `from`, `c2` scaled by width and `max_channels`;
+- repeat: `(c1, c2, n, ...)`: base, and the row's repeats passed as `n`;
+- keep: `(c1, ...)`: output channels = input channels (attention, upsamplers);
+- free: no channel argument (SimAM): what parse_model's last branch already does.
+
+The registered classes are the file's `__all__`, else its public `nn.Module` classes; a class whose name Ultralytics
+already uses (a tutorial file's own `Conv`) stays the file's private helper. `Class=role` names exactly the classes to
+register. Heads, losses and backbone files are not installed this way (yet): they are refused with what to do.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patcher.backbones import ADDMODULES_DIR
+from patcher.errors import UltrapatchError
+
+ROLES = ("base", "repeat", "keep", "free")
+IN_NAMES = {"c1", "c_in", "ch_in", "in_ch", "in_chs", "inp", "in_channels", "in_channel", "in_planes", "inplanes",
+            "channel", "channels", "c", "ch", "dim", "in_dim", "gate_channels", "num_channels"}  # fmt: skip
+OUT_NAMES = {"c2", "c_out", "ch_out", "out_ch", "out_chs", "oup", "out_channels", "out_channel", "planes", "out_dim"}
+REPEAT_NAMES = {"n", "num", "repeats", "number", "num_blocks", "depth"}
+HEADS = ("Detect", "Segment", "Pose", "OBB", "Classify", "RTDETRDecoder", "v10Detect", "WorldDetect")
+MODULE_BASES = {"Module", "nn.Module", "torch.nn.Module"}
+SPEC = re.compile(r"^(?P<file>.+?\.py)(?::(?P<roles>[A-Za-z_][\w]*=\w+(?:,[A-Za-z_][\w]*=\w+)*))?$")
+
+
+@dataclass
+class ModuleClass:
+    name: str
+    role: str | None  # None: undecided
+    why: str  # how the role was found (or why it could not be)
+
+
+@dataclass
+class UserModule:
+    """One module file: installed as `ultralytics/nn/AddModules/<stem>.py`, its classes registered by role."""
+
+    stem: str
+    text: str
+    source: Path  # the file as given
+    classes: list[ModuleClass] = field(default_factory=list)  # the registered ones
+    helpers: list[str] = field(default_factory=list)  # nn.Module classes left unregistered (names Ultralytics uses)
+
+    @property
+    def path(self) -> str:
+        return f"{ADDMODULES_DIR}/{self.stem}.py"
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return {c.name: c.role for c in self.classes if c.role}
+
+
+def parse_spec(spec: str) -> tuple[Path, dict[str, str]]:
+    """`FILE.py` or `FILE.py:Class=role,Class2=role`: the file and the roles named."""
+    found = SPEC.match(spec)
+    if found is None:
+        raise UltrapatchError(
+            f"--module {spec}: give a Python file, optionally with roles: FILE.py or FILE.py:Class=role,Class2=role "
+            f"(roles: {', '.join(ROLES)})."
+        )
+    named = dict(pair.split("=") for pair in found["roles"].split(",")) if found["roles"] else {}
+    bad = [f"{name}={role}" for name, role in named.items() if role not in ROLES]
+    if bad:
+        raise UltrapatchError(f"--module {spec}: {', '.join(bad)}: a role is one of {', '.join(ROLES)}.")
+    return Path(found["file"]), named
+
+
+def read_module(spec: str, ultralytics_names: set[str]) -> UserModule:
+    """The module file `spec` names, with its registered classes and their guessed (or named) roles; bad input (exit 2,
+    one sentence) for a file ultrapatch cannot install."""
+    file, named = parse_spec(spec)
+    if not file.is_file():
+        raise UltrapatchError(f"--module {file}: no such file; give the path of the module's .py file.")
+    if not file.stem.isidentifier():
+        suggestion = re.sub(r"\W", "_", file.stem)
+        raise UltrapatchError(
+            f"--module {file}: {file.stem!r} is not a Python name, so it cannot be imported; rename the file, e.g. "
+            f"{suggestion if suggestion[:1].isidentifier() else '_' + suggestion}.py."
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+    except UnicodeDecodeError as exc:
+        raise UltrapatchError(f"--module {file}: not UTF-8 text ({exc}); save it as UTF-8.") from None
+    except SyntaxError as exc:
+        raise UltrapatchError(f"--module {file}: line {exc.lineno}: it does not parse ({exc.msg}); fix it and apply again.") from None
+    classes = module_classes(tree)
+    if not classes:
+        raise UltrapatchError(f"--module {file}: it defines no nn.Module class; there is nothing to register.")
+    return _registered(file, text, tree, classes, named, ultralytics_names)
+
+
+def module_classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
+    """The file's top-level classes that are nn.Modules: based on nn.Module, on one of Ultralytics' modules (imported
+    from it), or on another such class of the file."""
+    imported = {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith(("ultralytics", "torch")) for alias in node.names}  # fmt: skip
+    found: dict[str, ast.ClassDef] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            bases = {ast.unparse(b) for b in node.bases}
+            if bases & MODULE_BASES or bases & set(found) or bases & (imported - {"Module"}):
+                found[node.name] = node
+    return found
+
+
+def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.ClassDef], named: dict[str, str],
+                ultralytics_names: set[str]) -> UserModule:  # fmt: skip
+    listed = _all(tree)
+    asked = list(named) or listed or [name for name in classes if not name.startswith("_")]
+    unknown = [name for name in asked if name not in classes]
+    if unknown:
+        raise UltrapatchError(f"--module {file}: {', '.join(unknown)}: no nn.Module class of that name in the file.")
+    explicit = set(named) | set(listed)
+    clashing = [name for name in asked if name in ultralytics_names]
+    if clashing and explicit & set(clashing):
+        raise UltrapatchError(
+            f"--module {file}: {', '.join(sorted(explicit & set(clashing)))} is a name Ultralytics already uses; "
+            f"registered, it would replace Ultralytics' own in every model. Rename the class (e.g. "
+            f"{sorted(explicit & set(clashing))[0]}_{file.stem}) and apply again."
+        )
+    module = UserModule(file.stem, text, file, helpers=[n for n in classes if n in clashing])
+    for name in (n for n in asked if n not in clashing):
+        node = classes[name]
+        bases = {ast.unparse(b) for b in node.bases}
+        if bases & set(HEADS) or name.endswith(("Detect", "Head")):
+            raise UltrapatchError(
+                f"--module {file}: {name} is a head; heads are not installed with --module yet (they change the "
+                f"loss and the task): register it by hand, or leave it out with {file.name}:Class=role for the others."
+            )
+        if _sets_width_list(node):
+            raise UltrapatchError(
+                f"--module {file}: {name} is a backbone (it sets width_list); backbone files are not installed with "
+                f"--module yet: use a shipped backbone or --backbone timm:NAME."
+            )
+        role, why = (named[name], "named on the command line") if name in named else guess_role(node)
+        module.classes.append(ModuleClass(name, role, why))
+    if not module.classes:
+        raise UltrapatchError(
+            f"--module {file}: nothing left to register: {', '.join(module.helpers)} "
+            f"{'is a name' if len(module.helpers) == 1 else 'are names'} Ultralytics already uses."
+        )
+    return module
+
+
+def _all(tree: ast.Module) -> list[str]:
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            try:
+                return [str(n) for n in ast.literal_eval(node.value)]
+            except ValueError:
+                return []
+    return []
+
+
+def _sets_width_list(node: ast.ClassDef) -> bool:
+    return any(isinstance(t, ast.Attribute) and t.attr == "width_list" for n in ast.walk(node) if isinstance(n, ast.Assign) for t in n.targets)
+
+
+def guess_role(node: ast.ClassDef) -> tuple[str | None, str]:
+    """The role the constructor's signature says, and why; (None, the candidates) where it says none clearly."""
+    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:
+        return "free", "it has no constructor of its own: no channel argument"
+    params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
+    first, second, third = (params + [None, None, None])[:3]
+    shown = f"__init__({', '.join(params)})"
+    if not params or first not in IN_NAMES and first not in OUT_NAMES:
+        if params and _has_default(init, 0) or not params:
+            return "free", f"{shown}: no channel argument"
+        return None, f"{shown}: its first argument {first!r} is no channel count I know; candidates: base, keep, free"
+    if second in OUT_NAMES:
+        if third in REPEAT_NAMES:
+            return "repeat", f"{shown}: input channels, output channels, repeats"
+        return "base", f"{shown}: input and output channels"
+    return "keep", f"{shown}: input channels only: its output keeps them"
+
+
+def _has_default(init: ast.FunctionDef, index: int) -> bool:
+    positional = init.args.posonlyargs + init.args.args
+    return index + 1 >= len(positional) - len(init.args.defaults)
+
+
+def install_modules(specs: tuple[str, ...], ultralytics_names: set[str]) -> list[UserModule]:
+    """Every `--module` given, read; two files defining one registered class, or two files of one name, refused."""
+    merged: dict[str, tuple[str, dict[str, str]]] = {}
+    for spec in specs:  # `--module F.py:A=keep --module F.py:B=base` names roles of one file
+        file, named = parse_spec(spec)
+        key = str(file.resolve())
+        merged[key] = (str(file), {**merged.get(key, ("", {}))[1], **named})
+    modules = []
+    for file, named in merged.values():
+        spec = file + (":" + ",".join(f"{k}={v}" for k, v in named.items()) if named else "")
+        modules.append(read_module(spec, ultralytics_names))
+    seen: dict[str, str] = {}
+    for module in modules:
+        for cls in module.classes:
+            if cls.name in seen:
+                raise UltrapatchError(f"--module: {seen[cls.name]}.py and {module.stem}.py both define {cls.name}; give one of them.")
+            seen[cls.name] = module.stem
+    stems = [m.stem for m in modules]
+    if len(set(stems)) < len(stems):
+        raise UltrapatchError("--module: two files have the same name; each is installed as AddModules/<name>.py: rename one.")
+    return modules
+
+
+EXAMPLE_ROWS = {
+    "base": "[-1, 1, {name}, [256]]  # c2 first: scaled by width, like Conv's",
+    "repeat": "[-1, 2, {name}, [256]]  # c2 first, repeats in the second field, like C2f's",
+    "keep": "[-1, 1, {name}, []]  # its channels are the input's: no channel argument",
+    "free": "[-1, 1, {name}, []]",
+}
+
+
+def confirm_roles(tree, modules: list[UserModule], python: str) -> None:
+    """Each class built and run by its role in the fork's interpreter (`patcher/fork/roles.py`): bad input, with what
+    was seen and the syntax that names a role, where the role is undecided or its prediction fails."""
+    import json
+    import subprocess
+    import tempfile
+
+    from patcher.launcher import command, fork_env, tail
+
+    with tempfile.TemporaryDirectory(prefix="ultrapatch-roles-") as scratch:
+        spec = {"tree": str(tree.root), "device": "cpu", "threads": 1, "modules": [
+            {"stem": m.stem, "file": str(m.source.resolve()), "classes": [[c.name, c.role] for c in m.classes]} for m in modules
+        ]}  # fmt: skip
+        spec_file = Path(scratch) / "roles.json"
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        done = subprocess.run(command(python, "roles", spec_file), capture_output=True, text=True, env=fork_env(scratch), cwd=scratch)
+    events = {e["event"]: e for e in (json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))}
+    if "roles" not in events:
+        said = events.get("error", {}).get("message") or tail(done.stderr)
+        raise UltrapatchError(f"--module: the module files could not be tried in {python}: {said}")
+    for module in modules:
+        _confirm(module, events["roles"]["files"][module.stem], python)
+
+
+def _confirm(module: UserModule, found: dict, python: str) -> None:
+    file = module.source
+    if "import_error" in found:
+        if found.get("missing"):
+            raise UltrapatchError(
+                f"--module {file} imports {found['missing']}, which {python} cannot import: install it there "
+                f"(`{python} -m pip install {found['missing']}`) and apply again."
+            )
+        raise UltrapatchError(f"--module {file} does not import in the fork: {found['import_error']}.")
+    for cls in module.classes:
+        tried = found["classes"][cls.name]
+        if cls.role is None:
+            fits = [role for role, result in tried.items() if result["ok"]]
+            raise UltrapatchError(
+                f"--module {file}: the role of {cls.name} cannot be told from {cls.why.split(':')[0]}; built and run, "
+                f"it fits {', '.join(fits) or 'no role'}. Name it: {file.name}:{cls.name}=ROLE "
+                f"(ROLE one of {', '.join(fits or ROLES)})."
+            )
+        result = tried[cls.role]
+        if not result["ok"]:
+            seen = result.get("error") or f"its output has {result['channels']} channels, where {cls.role} means {result['expected']}"
+            raise UltrapatchError(
+                f"--module {file}: {cls.name} as {cls.role} ({cls.why}): {result['built']} fails: {seen}. Name its role "
+                f"with {file.name}:{cls.name}=ROLE ({', '.join(r for r in ROLES if r != cls.role)}), or fix the class."
+            )
+
+
+def describe(modules: list[UserModule]) -> list[str]:
+    """What apply says of each file: every class, its role and why, an example YAML row, and the helpers left alone."""
+    lines = []
+    for module in modules:
+        for cls in module.classes:
+            lines.append(f"module {module.stem}.py: {cls.name} as {cls.role} ({cls.why}); a row: {EXAMPLE_ROWS[cls.role].format(name=cls.name)}")
+        for helper in module.helpers:
+            lines.append(f"module {module.stem}.py: {helper} stays the file's own helper: Ultralytics has a {helper} of its own, which every model keeps")
+    return lines
