@@ -37,6 +37,7 @@ class RevertPlan(WritePlan):
     kept: list[str] = field(default_factory=list)  # created files the user changed, no longer needed: left
     dirs: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # backbones taken out
+    unbuilt: list[str] = field(default_factory=list)  # what revert says of the user's YAMLs that use what it takes out
     commit: str | None = None  # the commit of an `apply --commit`, if any
     exclude_added: bool = True  # the record's: apply added the exclude line, so taking out everything takes it out
 
@@ -66,6 +67,7 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = (), module_names: 
     kept = records.State(state.release, modules=kept_modules)
     wanted = edited_originals(tree, state.originals(), remaining, kept_yamls, kept.module_files())
     plan = RevertPlan(removed=removed + list(module_names), commit=state.commit, exclude_added=state.exclude_added)
+    plan.unbuilt = _unbuilt(tree, kept_yamls, {c for stem in module_names for c, _ in state.modules[stem]["roles"]})
     final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
         current = disk(tree, rel)
@@ -131,10 +133,25 @@ def write_revert(tree: Tree, plan: RevertPlan, force: bool) -> list[str]:
 
 
 def notes(plan: RevertPlan) -> list[str]:
-    """What revert says before it writes: the files where the user's changes are kept."""
+    """What revert says before it writes: the files where the user's changes are kept, and the user's YAMLs that
+    will not build without what it takes out."""
     return [f"merged {rel}: your changes kept, ultrapatch's taken out" for rel in plan.merged] + [
         f"kept {rel}: created by ultrapatch, changed by you since" for rel in plan.kept
-    ]
+    ] + plan.unbuilt
+
+
+def _unbuilt(tree: Tree, yamls: dict[str, str], classes: set[str]) -> list[str]:
+    from patcher.fork.yamlfile import parse
+
+    said = []
+    for rel, text in sorted(yamls.items()):
+        used = [name for name in parse(text, rel).modules() if name in classes]
+        if used:
+            said.append(
+                f"note: {rel} (yours) uses {', '.join(used)}, which this revert takes out: it will not build until "
+                f"`ultrapatch apply {shlex.quote(str(tree.root))} --module FILE.py` puts {'it' if len(used) == 1 else 'them'} back"
+            )
+    return said
 
 
 def touched(plan: RevertPlan) -> list[str]:
@@ -216,13 +233,17 @@ class Needs:
         """The apply that makes the checkpoint load again; None when no backbone of ultrapatch's is among them."""
         from patcher.backbones import BACKBONES
 
+        shipped = {b.module_file.removesuffix(".py") for b in BACKBONES.values()} | {"BackboneMap"}
         names = [b.name for b in BACKBONES.values() if b.module_file.removesuffix(".py") in self.modules]
         names += [f"timm:{name}" for name in self.timm]
         if "TimmBackbone" in self.modules and not self.timm:
             names.append("timm:NAME")  # the model's name is not in the checkpoint's pickle as a plain string
-        if not names:
+        yours = [stem for stem in self.modules if stem not in shipped]  # module files of the user's (`--module`)
+        if not names and not yours:
             return None
-        return f"ultrapatch apply {shlex.quote(str(root))} " + " ".join(f"-b {shlex.quote(n)}" for n in names)
+        return f"ultrapatch apply {shlex.quote(str(root))} " + " ".join(
+            [f"-b {shlex.quote(n)}" for n in names] + [f"--module {stem}.py" for stem in yours]
+        )
 
 
 def stranded_checkpoints(root: Path, modules: set[str]) -> dict[str, Needs]:

@@ -70,7 +70,8 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
     yamls = () if record is None else tuple(sorted(record.yamls.items()))
     modules = () if record is None else record.module_files()
-    ctx = Context(tree.release, installed or tuple(BACKBONES.values()), ours, yamls, modules)
+    judged = installed or (() if yamls or modules else tuple(BACKBONES.values()))  # a tree of the user's files only
+    ctx = Context(tree.release, judged, ours, yamls, modules)
     plan = make_plan(tree, EDITS, ctx, overlay, texts=False)
     return {
         "release": tree.release_text,
