@@ -85,6 +85,7 @@ def environment(folder: Path) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "TREES": str(trees),
         "YAMLS": str(REPO / "tests" / "yamls"),  # the model YAMLs written for the tests
+        "MODULES": str(REPO / "tests" / "modules"),  # and the module files
         "ULTRAPATCH_SDIST_CACHE": str(CACHE / "sdist"),
         "YOLO_CONFIG_DIR": str(folder.parent / "yolo-config"),
         "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@example.com",
@@ -97,7 +98,7 @@ def test_every_block_is_marked_and_parsed():
     """The commands the README shows, outside the marked blocks, are those that need a trained model, a GPU, timm's
     download, or minutes: the marked ones are the cheap ones the issue names."""
     found = sessions()
-    assert {"fetch", "main", "old", "upgrade", "status", "list", "refused", "timm", "own"} <= found.keys(), found.keys()
+    assert {"fetch", "main", "old", "upgrade", "status", "list", "refused", "timm", "own", "module"} <= found.keys(), found.keys()
     commands = [command for group in found.values() for block in group for command, _ in block.steps]
     for wanted in ("ultrapatch fetch", "ultrapatch apply", "ultrapatch revert", "ultrapatch status", "ultrapatch list"):
         assert any(command.startswith(wanted) for command in commands), wanted
