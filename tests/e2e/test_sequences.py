@@ -10,6 +10,8 @@ touch; the overlapping edit changes the `rect=False` line ultrapatch wrote. The 
 tasks.py restored to the release's text with their own edits in it, or a created file deleted; status must then name
 the missing edits, as their detection on the disk does, and apply must put them back.
 
+Module files of the user's (`apply --module`, `revert --module`) are applied and reverted among the backbones.
+
 A few examples run by default; `pytest -m exhaustive tests/e2e/test_sequences.py` runs 300.
 """
 
@@ -39,19 +41,40 @@ from patcher.tree import find_tree
 pytestmark = pytest.mark.e2e
 RELEASE = "8.4.190"
 BACKBONES = ("mobilenetv2", "mobilenetv2-tv", "mobilenetv3")
+# module files of the user's (`apply --module`), by their names in the model: one keeps its channels, one repeats
+MODULE_FILES = Path(__file__).resolve().parent.parent / "modules"
+MODULES = {"module:SEBlock": ("SEBlock", "keep"), "module:C2fLite": ("C2fLite", "repeat")}
+ITEMS = BACKBONES + tuple(MODULES)
 TASKS = "ultralytics/nn/tasks.py"
 TRAIN = "ultralytics/models/yolo/detect/train.py"
 UNTOUCHED = "ultralytics/utils/ops.py"
 OVERLAP = ("rect=False, stride=gs)", "rect=False, stride=gs)  # mine: overlaps ultrapatch's edit")
 
 
+def context(tree, items: frozenset[str], created: frozenset[str] = frozenset()) -> Context:
+    """What ultrapatch is asked for `items`: backbones by name, module files as `module:NAME`."""
+    from patcher.edits.base import ModuleFile
+
+    files = tuple(
+        ModuleFile(stem, (MODULE_FILES / f"{stem}.py").read_text(encoding="utf-8"), ((stem, role),))
+        for stem, role in sorted(MODULES[item] for item in items if item in MODULES)
+    )
+    backbones = select_backbones(tuple(sorted(item for item in items if item not in MODULES)))
+    return Context(tree.release, backbones, created, modules=files)
+
+
+def apply_args(item: str) -> list[str]:
+    return ["--module", str(MODULE_FILES / f"{MODULES[item][0]}.py")] if item in MODULES else ["-b", item]
+
+
 @lru_cache(maxsize=None)
 def ours(backbones: frozenset[str]) -> dict[str, bytes]:
-    """ultrapatch's text of every file it writes for `backbones`, planned in memory on the pristine release."""
+    """ultrapatch's text of every file it writes for `backbones` (and module files), planned in memory on the
+    pristine release."""
     if not backbones:
         return {}
     tree = find_tree(pristine_tree(RELEASE))
-    plan = make_plan(tree, EDITS, Context(tree.release, select_backbones(tuple(sorted(backbones)))))
+    plan = make_plan(tree, EDITS, context(tree, backbones))
     assert plan.ok
     return {rel: new.encode("utf-8") for rel, _old, new in plan.changes}
 
@@ -157,7 +180,7 @@ class Sequences(RuleBasedStateMachine):
     def yamls_of(self, backbone: str) -> set[str]:
         return {rel for rel in ours(frozenset({backbone})) if rel.endswith(".yaml")}
 
-    @rule(action=st.sampled_from(["apply", "apply", "revert_one", "revert_all"]), backbone=st.sampled_from(BACKBONES))
+    @rule(action=st.sampled_from(["apply", "apply", "revert_one", "revert_all"]), backbone=st.sampled_from(ITEMS))
     def ultrapatch(self, action: str, backbone: str) -> None:
         """One rule for every command, so that hypothesis draws them evenly."""
         getattr(self, action)(*(() if action == "revert_all" else (backbone,)))
@@ -175,7 +198,7 @@ class Sequences(RuleBasedStateMachine):
             self.user_edits(file, kind, draw)
         elif action == "edit_yaml" and self.applied:
             self.user_edits_a_created_yaml(draw)
-        elif action == "overlap" and self.applied and not self.overlap:
+        elif action == "overlap" and self.applied - MODULES.keys() and not self.overlap:
             self.user_edits_ultrapatchs_line()
         elif action == "take_back" and self.overlap:
             self.user_takes_the_overlap_back()
@@ -197,7 +220,8 @@ class Sequences(RuleBasedStateMachine):
                 if file == TASKS:
                     text = edit_text(text, kind_, anchor, mark)
             (self.root / TASKS).write_text(text, encoding="utf-8")
-            missing = {"tasks-import", "parse-model-branch", "stride-probe"}
+            missing = {"tasks-import"} | ({"parse-model-branch", "stride-probe"} if self.applied - MODULES.keys() else set())
+            missing |= {"module-roles"} if self.applied & MODULES.keys() else set()
         else:
             created = sorted(rel for rel in ours(frozenset(self.applied)) if rel not in self.pristine)
             rel = data.draw(st.sampled_from([r for r in created if r not in self.yaml_edits()]))
@@ -206,7 +230,7 @@ class Sequences(RuleBasedStateMachine):
         states = {e["name"]: e["state"] for e in self.status()["edits"]}
         assert {name for name in missing if states[name] != "not applied"} == set(), states
         assert {n for n, state in states.items() if state == "not applied"} == set(self.detected()), states
-        result = invoke("apply", str(self.root), "-b", sorted(self.applied)[0])
+        result = invoke("apply", str(self.root), *apply_args(sorted(self.applied)[0]))
         assert result.exit_code == 0 and "put back" in result.output, result.output
         assert self.detected() == []
 
@@ -225,14 +249,13 @@ class Sequences(RuleBasedStateMachine):
 
         tree = find_tree(self.root)
         record = records.load(self.root)
-        backbones = select_backbones(tuple(sorted(self.applied)))
         overlay = judged_texts(tree, record)
-        plan = make_plan(tree, EDITS, Context(tree.release, backbones, record.created()), overlay, texts=False)
+        plan = make_plan(tree, EDITS, context(tree, frozenset(self.applied), record.created()), overlay, texts=False)
         assert plan.ok, [r.detail for r in plan.failed]
         return [r.edit.name for r in plan.reports if r.status.value == "applied"]
 
     def apply(self, backbone: str) -> None:
-        result = invoke("apply", str(self.root), "-b", backbone)
+        result = invoke("apply", str(self.root), *apply_args(backbone))
         if backbone not in self.applied and self.yamls_of(backbone) & self.kept.keys():
             assert result.exit_code == 1 and "never overwrites" in result.output, result.output  # the user's YAML
             return
@@ -240,7 +263,7 @@ class Sequences(RuleBasedStateMachine):
         self.applied.add(backbone)
 
     def revert_one(self, backbone: str) -> None:
-        result = invoke("revert", str(self.root), "-b", backbone)
+        result = invoke("revert", str(self.root), *(("--module", MODULES[backbone][0]) if backbone in MODULES else ("-b", backbone)))
         if backbone not in self.applied:
             assert result.exit_code == 2, result.output
             return
@@ -254,7 +277,7 @@ class Sequences(RuleBasedStateMachine):
         self._reverted(result, set())
 
     def _reverted(self, result, remaining: set[str]) -> None:
-        if self.overlap and not remaining:  # the rect=False line goes with the last backbone: the user's is on it
+        if self.overlap and not remaining - MODULES.keys():  # the rect=False line goes with the last backbone: the user's is on it
             assert result.exit_code == 1 and f"{TRAIN} (lines" in result.output, result.output
             return
         assert result.exit_code == 0, result.output
