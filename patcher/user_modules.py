@@ -6,7 +6,9 @@ A role says what parse_model must do with a row of the class (the fork's probe c
 - base: `(c1, c2, ...)`: input channels from the row's `from`, `c2` scaled by width and `max_channels`;
 - repeat: `(c1, c2, n, ...)`: base, and the row's repeats passed as `n`;
 - keep: `(c1, ...)`: output channels = input channels (attention, upsamplers);
-- free: no channel argument (SimAM): what parse_model's last branch already does.
+- free: no channel argument (SimAM): what parse_model's last branch already does;
+- multi: several inputs (`from` a list): BiFPN-style fusion; the probe measures how its output channels follow from
+  its inputs' (their sum, the first's, the last's, or a `c2` argument), and whether it takes their channels at all.
 
 The registered classes are the file's `__all__`, else its public `nn.Module` classes; a class whose name Ultralytics
 already uses (a tutorial file's own `Conv`) stays the file's private helper. `Class=role` names exactly the classes to
@@ -23,7 +25,17 @@ from pathlib import Path
 from patcher.backbones import ADDMODULES_DIR
 from patcher.errors import UltrapatchError
 
-ROLES = ("base", "repeat", "keep", "free")
+ROLES = ("base", "repeat", "keep", "free", "multi")
+LIST_NAMES = {"inc", "in_channels_list", "channels_list", "c1s", "ch_list", "chs", "inc_list", "in_chs_list", "dims"}
+JOINS = re.compile(r"Concat|BiFPN|Fusion|Fuse|Add|Sum|Merge")  # a class that joins maps, by its name
+KINDS = {  # what the probe measured of a multi-input module: how apply registers it (patcher/edits/module_roles.py)
+    "multi-sum": "its inputs' channels as a list; its output: their sum",
+    "multi-first": "its inputs' channels as a list; its output: the first input's channels",
+    "multi-last": "its inputs' channels as a list; its output: the last input's channels",
+    "multi-arg": "its inputs' channels as a list, then c2 (scaled by width); its output: c2",
+    "join-sum": "no channel argument; its output: its inputs' channels summed",
+    "join-first": "no channel argument; its output: the first input's channels",
+}
 IN_NAMES = {"c1", "c_in", "ch_in", "in_ch", "in_chs", "inp", "in_channels", "in_channel", "in_planes", "inplanes",
             "channel", "channels", "c", "ch", "dim", "in_dim", "gate_channels", "num_channels"}  # fmt: skip
 OUT_NAMES = {"c2", "c_out", "ch_out", "out_ch", "out_chs", "oup", "out_channels", "out_channel", "planes", "out_dim"}
@@ -174,6 +186,11 @@ def guess_role(node: ast.ClassDef) -> tuple[str | None, str]:
     params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
     first, second, third = (params + [None, None, None])[:3]
     shown = f"__init__({', '.join(params)})"
+    annotation = ast.unparse(init.args.args[1].annotation) if len(init.args.args) > 1 and init.args.args[1].annotation else ""
+    if first in LIST_NAMES or annotation.lower().startswith(("list", "tuple", "sequence")):
+        return "multi", f"{shown}: its first argument is a list of input channels"
+    if (not params or _has_default(init, 0)) and JOINS.search(node.name):
+        return "multi", f"{shown}: no channel argument, and its name says it joins maps"
     if not params or first not in IN_NAMES and first not in OUT_NAMES:
         if params and _has_default(init, 0) or not params:
             return "free", f"{shown}: no channel argument"
@@ -218,6 +235,7 @@ EXAMPLE_ROWS = {
     "repeat": "[-1, 2, {name}, [256]]  # c2 first, repeats in the second field, like C2f's",
     "keep": "[-1, 1, {name}, []]  # its channels are the input's: no channel argument",
     "free": "[-1, 1, {name}, []]",
+    "multi": "[[-1, 6], 1, {name}, []]  # the maps it joins, as a Concat's",
 }
 
 
@@ -264,6 +282,9 @@ def _confirm(module: UserModule, found: dict, python: str) -> None:
                 f"(ROLE one of {', '.join(fits or ROLES)})."
             )
         result = tried[cls.role]
+        if result["ok"] and cls.role == "multi":
+            cls.role, cls.why = result["kind"], f"{cls.why}; tried: {KINDS[result['kind']]}"
+            continue
         if not result["ok"]:
             seen = result.get("error") or f"its output has {result['channels']} channels, where {cls.role} means {result['expected']}"
             raise UltrapatchError(
@@ -277,7 +298,9 @@ def describe(modules: list[UserModule]) -> list[str]:
     lines = []
     for module in modules:
         for cls in module.classes:
-            lines.append(f"module {module.stem}.py: {cls.name} as {cls.role} ({cls.why}); a row: {EXAMPLE_ROWS[cls.role].format(name=cls.name)}")
+            role = cls.role.split("-")[0] if cls.role.startswith(("multi", "join")) else cls.role
+            row = EXAMPLE_ROWS["multi" if role in ("multi", "join") else role].format(name=cls.name)
+            lines.append(f"module {module.stem}.py: {cls.name} as {'multi' if role == 'join' else role} ({cls.why}); a row: {row}")
         for helper in module.helpers:
             lines.append(f"module {module.stem}.py: {helper} stays the file's own helper: Ultralytics has a {helper} of its own, which every model keeps")
     return lines

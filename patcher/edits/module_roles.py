@@ -11,7 +11,9 @@ own constructs:
           c2 = ch[f]
           args = [c2, *args]
 
-- free: nothing; the last `else: c2 = ch[f]` is their case.
+- free: nothing; the last `else: c2 = ch[f]` is their case;
+- multi: a branch that gives the module its inputs' channels as a list, and its output channels by the rule the
+  probe measured (BRANCHES); a module that takes no channels at all (a weighted concatenation) gets only the rule.
 
 A class already registered (in either set, or in a branch of that shape: a tutorial applied by hand) is left where it
 is; a hand-written branch of that shape gets the other keep classes too, so there is one branch, never two.
@@ -49,6 +51,20 @@ KEEP_BODY = [
     assigns("c2", m.Subscript(value=m.Name("ch"))),
     assigns("args", m.List(elements=[m.Element(m.Name("c2")), m.StarredElement(m.Name("args"))])),
 ]
+LISTED = "    args = [[ch[x] for x in f], *args]\n"  # a multi-input module takes its inputs' channels first
+# Per kind of branch: what its comment says, and its body. A multi-input module's output channels follow one rule,
+# which apply's probe measured: the sum of its inputs' channels, the first input's, the last's, or its first argument's
+# (scaled by width and max_channels as a base module's `c2` is).
+BRANCHES = {
+    "keep": ("they keep their input's channels", "    c2 = ch[f]\n    args = [c2, *args]\n"),
+    "multi-sum": ("they join several maps, their channels summed", "    c2 = sum(ch[x] for x in f)\n" + LISTED),
+    "multi-first": ("they join several maps, with the first one's channels", "    c2 = ch[f[0]]\n" + LISTED),
+    "multi-last": ("they join several maps, with the last one's channels", "    c2 = ch[f[-1]]\n" + LISTED),
+    "multi-arg": ("they join several maps into c2 channels", "    c2 = make_divisible(min(args[0], max_channels) * width, 8)\n"
+                  "    args = [[ch[x] for x in f], c2, *args[1:]]\n"),
+    "join-sum": ("they join several maps, their channels summed", "    c2 = sum(ch[x] for x in f)\n"),
+    "join-first": ("they join several maps, with the first one's channels", "    c2 = ch[f[0]]\n"),
+}
 INSERTS_REPEATS = m.Expr(m.Call(func=m.Attribute(value=m.Name("args"), attr=m.Name("insert"))))
 
 
@@ -56,6 +72,11 @@ def _frozenset_named(func: cst.FunctionDef, name: str) -> cst.Set | None:
     """The set literal of `name = frozenset({...})` in parse_model's body, or None (the releases before them)."""
     at = index_of(body_of(func), assigns(name, m.Call(func=m.Name("frozenset"), args=[m.Arg(m.Set())])))
     return None if at is None else body_of(func)[at].body[0].value.args[0].value  # type: ignore[attr-defined]
+
+
+def _code(block: cst.BaseSuite) -> str:
+    """An indented block's statements as text, indented by four spaces (BRANCHES' form)."""
+    return "".join("    " + cst.Module([]).code_for_node(stmt).strip() + "\n" for stmt in getattr(block, "body", ()))
 
 
 def _loop(func: cst.FunctionDef) -> cst.For:
@@ -83,14 +104,15 @@ class ModuleRoles(SourceEdit):
         known = self.registered(func, links)
         base = [n for n in ctx.registered("base", "repeat") if n not in known]
         repeat = [n for n in ctx.registered("repeat") if n not in known]
-        keep = [n for n in ctx.registered("keep") if n not in known]
-        if not (base or repeat or keep):
+        branches = {kind: [n for n in ctx.registered(kind) if n not in known] for kind in BRANCHES}
+        if not (base or repeat or any(branches.values())):
             return module
         new_func = func
         if base or repeat:
             new_func = self.with_sets(new_func, base, repeat)
-        if keep:
-            new_func = self.with_keep(new_func, keep)
+        for kind, names in branches.items():
+            if names:
+                new_func = self.with_branch(new_func, names, kind)
         return replace_within(module, func, func, new_func)
 
     @staticmethod
@@ -127,21 +149,20 @@ class ModuleRoles(SourceEdit):
             new_first = new_first.deep_replace(literal, add_names(literal, repeat))
         return func.deep_replace(first, new_first)  # type: ignore[return-value]
 
-    def with_keep(self, func: cst.FunctionDef, keep: list[str]) -> cst.FunctionDef:
-        """A branch for the classes that keep their input's channels: merged into one of that shape, or added before
-        the chain's last `else`."""
+    def with_branch(self, func: cst.FunctionDef, names: list[str], kind: str) -> cst.FunctionDef:
+        """The branch of `kind` (BRANCHES) with `names` added: merged into one of that body (a keep branch a tutorial
+        wrote by hand included), or added before the chain's last `else`."""
         loop = _loop(func)
         links = _chain(loop)
+        comment, body = BRANCHES[kind]
         for i, link in enumerate(links):
-            if m.matches(link.body, m.IndentedBlock(body=KEEP_BODY)) and _set_members(link.test) is not None:
+            if _set_members(link.test) is not None and (
+                _code(link.body) == body or kind == "keep" and m.matches(link.body, m.IndentedBlock(body=KEEP_BODY))
+            ):
                 literal = link.test.comparisons[0].comparator  # type: ignore[attr-defined]
-                merged = link.with_changes(test=link.test.deep_replace(literal, add_names(literal, keep)))
+                merged = link.with_changes(test=link.test.deep_replace(literal, add_names(literal, names)))
                 return self._with_chain(func, loop, _rebuild_chain(links, i, merged))
-        branch = parse(
-            _branch_head(keep, "modules installed by ultrapatch: they keep their input's channels")
-            + "    c2 = ch[f]\n"
-            + "    args = [c2, *args]\n"
-        )
+        branch = parse(_branch_head(names, f"modules installed by ultrapatch: {comment}") + body)
         last = links[-1].with_changes(orelse=branch.with_changes(orelse=links[-1].orelse))  # type: ignore[attr-defined]
         return self._with_chain(func, loop, _rebuild_chain(links, len(links) - 1, last))
 

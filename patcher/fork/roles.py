@@ -21,7 +21,8 @@ from pathlib import Path
 from .process import event_stream, open_fork
 from .explain import missing_package
 
-ROLES = ("base", "repeat", "keep", "free")
+ROLES = ("base", "repeat", "keep", "free", "multi")
+ARG = 48  # the c2 a multi-input module is offered, distinct from every rule on inputs of 16 and 24 (or 16 and 16)
 C1, C2 = 16, 32  # small channel counts: every role's prediction differs between them
 
 
@@ -67,6 +68,8 @@ def probe_file(entry: dict) -> dict:
 def try_role(torch, cls, role: str) -> dict:
     """Build `cls` as `role` predicts its constructor, run it on a batch of two 16-channel maps: its output channels,
     and whether they are what the role says."""
+    if role == "multi":
+        return try_multi(torch, cls)
     args = {"base": (C1, C2), "repeat": (C1, C2, 1), "keep": (C1,), "free": ()}[role]
     expected = {"base": C2, "repeat": C2, "keep": C1, "free": C1}[role]
     shown = f"{cls.__name__}({', '.join(map(str, args))})"
@@ -80,3 +83,29 @@ def try_role(torch, cls, role: str) -> dict:
         return {"ok": False, "built": shown, "error": f"its output is {type(out).__name__}, not one map"}
     channels = int(out.shape[1])
     return {"ok": channels == expected, "built": shown, "channels": channels, "expected": expected}
+
+
+def try_multi(torch, cls) -> dict:
+    """A module that joins several maps: built with its inputs' channels as a list (and a c2 of 48) or with nothing,
+    run on two maps of 16 and 24 channels (or 16 and 16, for one that adds them): the kind of registration that gives
+    its output channels (the sum, the first input's, the last's, or c2)."""
+    error = "it builds and runs in no form apply knows"
+    for channels in ((16, 24), (16, 16)):
+        for listed, extra in ((True, (ARG,)), (True, ()), (False, ())):
+            args = ([list(channels)] if listed else []) + list(extra)
+            shown = f"{cls.__name__}({', '.join(map(str, args))})"
+            try:
+                block = cls(*args).eval()
+                with torch.no_grad():
+                    out = block([torch.rand(2, c, 32, 32) for c in channels])
+            except Exception as exc:  # noqa: BLE001 - the next form may fit
+                error = f"{shown}: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+                continue
+            got = int(out.shape[1]) if hasattr(out, "shape") and out.dim() == 4 else None
+            rules = [("arg", extra and got == ARG), ("sum", got == sum(channels)), ("first", got == channels[0]), ("last", got == channels[-1])]
+            rule = next((name for name, fits in rules if fits), None)
+            if rule is None or not listed and rule not in ("sum", "first"):
+                error = f"{shown}: its output has {got} channels, which follow from no rule apply knows"
+                continue
+            return {"ok": True, "built": shown, "channels": got, "kind": f"{'multi' if listed else 'join'}-{rule}"}
+    return {"ok": False, "built": cls.__name__, "error": error}

@@ -3,8 +3,9 @@ YAML that uses them, trained for an epoch with the fork's own `yolo train`, and 
 is one sentence, exit 2, and the tree as it was.
 
 The module files are in `tests/modules/`, written for these tests from the papers' descriptions: SEBlock (keep),
-ShuffleConv (base, with its own `Conv` and `autopad` as tutorial files have them), C2fLite (repeat), SimAM (free);
-`tests/yamls/yolov8-modules.yaml` uses all four.
+ShuffleConv (base, with its own `Conv` and `autopad` as tutorial files have them), C2fLite (repeat), SimAM (free),
+WeightedFusion and WeightedConcat (multi: one takes its inputs' channels and a c2, one only joins them);
+`tests/yamls/yolov8-modules.yaml` uses them all.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from patcher.cli import cli
 pytestmark = pytest.mark.e2e
 MODULES = Path(__file__).resolve().parent.parent / "modules"
 YAMLS = Path(__file__).resolve().parent.parent / "yamls"
-FILES = ("SEBlock", "ShuffleConv", "C2fLite", "SimAM")
+FILES = ("SEBlock", "ShuffleConv", "C2fLite", "SimAM", "Fusion")
 TASKS = "ultralytics/nn/tasks.py"
 YOLO_CLI = "import sys; from ultralytics.cfg import entrypoint; sys.argv = ['yolo', *sys.argv[1:]]; entrypoint()"
 LOADS = (
@@ -82,6 +83,10 @@ def test_each_role_applied_verified_trained_and_reverted(release_tree, tmp_path,
         "module ShuffleConv.py: Conv stays the file's own helper",
         "module C2fLite.py: C2fLite as repeat (__init__(c1, c2, n, shortcut, e): input channels, output channels, repeats)",
         "module SimAM.py: SimAM as free (__init__(e_lambda): no channel argument)",
+        "module Fusion.py: WeightedFusion as multi (__init__(c1, c2, eps): its first argument is a list of input channels; "
+        "tried: its inputs' channels as a list, then c2 (scaled by width); its output: c2)",
+        "module Fusion.py: WeightedConcat as multi (__init__(dimension, eps): no channel argument, and its name says it "
+        "joins maps; tried: no channel argument; its output: its inputs' channels summed)",
     ):
         assert line in result.output, result.output
     tasks = (tree / TASKS).read_text(encoding="utf-8")
