@@ -40,6 +40,7 @@ class ApplyPlan(WritePlan):
     restored: list[str] = field(default_factory=list)  # files that had lost ultrapatch's edits (or were deleted): put back
     upgraded: list[str] = field(default_factory=list)  # files whose originals are the newer release's (an upgraded fork)
     yamls: list[str] = field(default_factory=list)  # the user's YAMLs this apply installs (`--yaml`), by installed path
+    modules: list[str] = field(default_factory=list)  # the user's module files this apply installs (`--module`), by name
 
 
 def disk(tree: Tree, rel: str) -> bytes | None:
@@ -82,20 +83,21 @@ def plan_apply(
     overlay = judged_texts(tree, record, current)
     asked = Context(tree.release, backbones, created, tuple(sorted(yamls.items())), modules)
     plan = make_plan(tree, EDITS, asked, overlay=overlay)
+    named = {"yamls": sorted(yamls), "modules": [f"{f.stem}.py" for f in modules]}
     if not plan.ok:
-        return ApplyPlan(record=record or records.State(tree.release_text), plan=plan, yamls=sorted(yamls))
+        return ApplyPlan(record=record or records.State(tree.release_text), plan=plan, **named)
     if record is None:  # the first apply: the files as they are now are the originals
         record = records.State(tree.release_text, [b.name for b in backbones], yamls=dict(yamls))
         record.modules = _module_entries(modules)
         record.exclude_added = records.excluded(tree.root, present=True) is not None  # else the line is the user's
-        result = ApplyPlan(record=record, plan=plan, yamls=sorted(yamls))
+        result = ApplyPlan(record=record, plan=plan, **named)
         for rel, (original, new) in plan.raw.items():
             record.note_original(tree.root, rel, original)
             result.fresh.append(rel)
             record.files[rel].ours = result.writes[rel] = new
             result.current[rel] = original
         return result
-    result = ApplyPlan(record=record, plan=plan, upgraded=upgraded, yamls=sorted(yamls))
+    result = ApplyPlan(record=record, plan=plan, upgraded=upgraded, **named)
     repaired = _repaired(tree, record, created, overlay, current)
     if isinstance(repaired, Plan):  # the recorded edits cannot be made again on the disk: its reports say why
         return ApplyPlan(record=record, plan=repaired)
@@ -214,13 +216,14 @@ def commit(tree: Tree, planned: ApplyPlan, backbones: tuple[Backbone, ...]) -> s
     from patcher.edits.base import Status
 
     changed, plan, record = sorted(planned.writes), planned.plan, planned.record
-    asked = [f"{b.name} backbone" for b in backbones] + [rel.rsplit("/", 1)[-1] for rel in planned.yamls]
+    asked = [f"{b.name} backbone" for b in backbones] + planned.modules + [rel.rsplit("/", 1)[-1] for rel in planned.yamls]
     sha = gitops.commit(
         tree.root,
         changed,
         f"ultrapatch: {', '.join(asked)} for Ultralytics {tree.release_text}\n\n"
         f"Applied by ultrapatch {__version__}: {plan.count(Status.APPLIED)} edit(s), {len(changed)} file(s).\n"
         f"Backbones installed: {', '.join(record.backbones) or 'none'}"
+        + (f"; your modules: {', '.join(f'{stem}.py' for stem in sorted(record.modules))}" if record.modules else "")
         + (f"; your YAMLs: {', '.join(sorted(record.yamls))}" if record.yamls else "")
         + ". Undo with `ultrapatch revert`.",
     )

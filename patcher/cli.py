@@ -127,17 +127,7 @@ def apply(
     modules = _asked_modules(tree, module_specs, err=dry_run or check)
     yamls, asked = user_yamls.asked_yamls(tree, yaml_files)
     if dry_run or check:
-        _note_pending(tree)
-        planned = plan_apply(tree, backbones, yamls, modules)
-        _refuse_missing_modules(tree, planned, asked)
-        click.echo(_header(tree, backbones), err=True)  # the diff goes to stdout, alone, so that `git apply` reads it
-        _refuse_failed(planned, err=True)
-        files = len(planned.writes)
-        if dry_run or show_diff:
-            click.echo(planned.diff(), nl=False)
-        click.echo(f"would change {files} file(s)" if files else "nothing to change", err=True)
-        if check and files:
-            sys.exit(EXIT_EDIT_FAILED)
+        _apply_without_writing(tree, plan_apply(tree, backbones, yamls, modules), asked, backbones, dry_run or show_diff, check)
         return
     with transaction.locked(tree.root, "apply"):
         _echo_recovered(tree)
@@ -158,13 +148,33 @@ def apply(
         if commit and files:
             click.echo(f"committed {files} file(s) as {applying.commit(tree, planned, backbones)[:10]}")
     if then_verify:
-        from patcher import verify as verifier
-        from patcher.verify.own import own_specs
+        _verify_applied(tree, backbones, yamls)
 
-        click.echo("")
-        specs = verifier.select_models(tree, backbones=list(backbones)) if backbones else []
-        specs += own_specs(tree, tuple(tree.root / rel for rel in yamls), None)[0]
-        _verify(tree, specs, sys.executable, "cpu", None, False)
+
+def _apply_without_writing(tree: Tree, planned: ApplyPlan, asked: list, backbones: tuple, show: bool, check: bool) -> None:
+    """`--dry-run` and `--check`: the reports and the count on stderr, the diff alone on stdout (`git apply` reads
+    it); exit 1 for `--check` with something to change."""
+    _note_pending(tree)
+    _refuse_missing_modules(tree, planned, asked)
+    click.echo(_header(tree, backbones), err=True)
+    _refuse_failed(planned, err=True)
+    files = len(planned.writes)
+    if show:
+        click.echo(planned.diff(), nl=False)
+    click.echo(f"would change {files} file(s)" if files else "nothing to change", err=True)
+    if check and files:
+        sys.exit(EXIT_EDIT_FAILED)
+
+
+def _verify_applied(tree: Tree, backbones: tuple, yamls: dict) -> None:
+    """`apply --verify`: the models of the backbones and the YAMLs this apply installed."""
+    from patcher import verify as verifier
+    from patcher.verify.own import own_specs
+
+    click.echo("")
+    specs = verifier.select_models(tree, backbones=list(backbones)) if backbones else []
+    specs += own_specs(tree, tuple(tree.root / rel for rel in yamls), None)[0]
+    _verify(tree, specs, sys.executable, "cpu", None, False)
 
 
 def _asked_modules(tree: Tree, specs: tuple[str, ...], err: bool) -> tuple:

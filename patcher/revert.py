@@ -66,8 +66,11 @@ def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = (), module_names: 
     kept_modules = {k: v for k, v in state.modules.items() if k not in module_names} if partial else {}
     kept = records.State(state.release, modules=kept_modules)
     wanted = edited_originals(tree, state.originals(), remaining, kept_yamls, kept.module_files())
-    plan = RevertPlan(removed=removed + list(module_names), commit=state.commit, exclude_added=state.exclude_added)
+    taken = list(module_names) if partial else sorted(state.modules)  # module files, by name
+    plan = RevertPlan(removed=removed + [f"{stem}.py" for stem in taken], commit=state.commit, exclude_added=state.exclude_added)
     plan.unbuilt = _unbuilt(tree, kept_yamls, {c for stem in module_names for c, _ in state.modules[stem]["roles"]})
+    if not partial and state.yamls:
+        plan.removed += sorted(rel.rsplit("/", 1)[-1] for rel in state.yamls)
     final: dict[str, bytes | None] = {}
     for rel, record in state.files.items():
         current = disk(tree, rel)

@@ -10,7 +10,6 @@ WeightedFusion and WeightedConcat (multi: one takes its inputs' channels and a c
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
