@@ -149,6 +149,12 @@ def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.
                 f"--module {file}: {name} is a head; heads are not installed with --module yet (they change the "
                 f"loss and the task): register it by hand, or leave it out with {file.name}:Class=role for the others."
             )
+        if name.endswith("Loss") or any(b.endswith("Loss") for b in bases):
+            raise UltrapatchError(
+                f"--module {file}: {name} is a loss; losses are not layers of a YAML, and swapping one changes "
+                f"ultralytics/utils/loss.py, which --module does not do yet. Leave it out with {file.name}:Class=role "
+                f"for the others."
+            )
         if _sets_width_list(node):
             raise UltrapatchError(
                 f"--module {file}: {name} is a backbone (it sets width_list); backbone files are not installed with "

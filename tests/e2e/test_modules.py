@@ -136,6 +136,7 @@ def test_the_role_guess_is_overridden_and_every_bad_file_refused(release_tree, t
         write("OnlyConv.py", header + "class Conv(nn.Module):\n    def __init__(self, c1, c2):\n        super().__init__()\n"): "nothing left to register",
         write("my-se.py", "x = 1\n"): "is not a Python name",
         write("Head.py", "from ultralytics.nn.modules import Detect\n\nclass MyDetect(Detect):\n    pass\n"): "MyDetect is a head",
+        write("Losses.py", header + "class WIoULoss(nn.Module):\n    def __init__(self):\n        super().__init__()\n"): "WIoULoss is a loss",
     }  # fmt: skip
     for spec, words in cases.items():
         result = invoke("apply", str(tree), "--module", spec)
@@ -148,6 +149,14 @@ def test_the_role_guess_is_overridden_and_every_bad_file_refused(release_tree, t
     named = invoke("apply", str(tree), "--module", f"{MODULES / 'SEBlock.py'}:SEBlock=keep", "--dry-run")
     assert named.exit_code == 0 and "SEBlock as keep (named on the command line)" in named.output, named.output
     assert "+        elif m in {SEBlock}:" in named.output and tree_digest(tree) == pristine
+
+    assert invoke("apply", str(tree), *modules("SEBlock")).exit_code == 0  # then the user edits the installed file
+    installed = tree / "ultralytics/nn/AddModules/SEBlock.py"
+    installed.write_text(installed.read_text(encoding="utf-8") + "# tuned: r=8 works better here\n", encoding="utf-8")
+    again = invoke("apply", str(tree), *modules("SEBlock"))
+    assert again.exit_code == 0 and installed.read_text(encoding="utf-8").endswith("# tuned: r=8 works better here\n")
+    reverted = invoke("revert", str(tree))
+    assert reverted.exit_code == 0 and "kept ultralytics/nn/AddModules/SEBlock.py: created by ultrapatch, changed by you since" in reverted.output
 
 
 def test_a_hand_registration_is_adopted_and_given_back(release_tree):
