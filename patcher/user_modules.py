@@ -7,6 +7,7 @@ A role says what parse_model must do with a row of the class (the fork's probe c
 - repeat: `(c1, c2, n, ...)`: base, and the row's repeats passed as `n`;
 - keep: `(c1, ...)`: output channels = input channels (attention, upsamplers);
 - free: no channel argument (SimAM): what parse_model's last branch already does;
+- c3k2: a subclass of C3k2: repeat, and C3k2's own m/l/x rule (c3k=True; on 8.4, `legacy = False`);
 - multi: several inputs (`from` a list): BiFPN-style fusion; the probe measures how its output channels follow from
   its inputs' (their sum, the first's, the last's, or a `c2` argument), and whether it takes their channels at all.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from patcher.backbones import ADDMODULES_DIR
 from patcher.errors import UltrapatchError
 
-ROLES = ("base", "repeat", "keep", "free", "multi")
+ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2")
 LIST_NAMES = {"inc", "in_channels_list", "channels_list", "c1s", "ch_list", "chs", "inc_list", "in_chs_list", "dims"}
 JOINS = re.compile(r"Concat|BiFPN|Fusion|Fuse|Add|Sum|Merge")  # a class that joins maps, by its name
 KINDS = {  # what the probe measured of a multi-input module: how apply registers it (patcher/edits/module_roles.py)
@@ -160,7 +161,12 @@ def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.
                 f"--module {file}: {name} is a backbone (it sets width_list); backbone files are not installed with "
                 f"--module yet: use a shipped backbone or --backbone timm:NAME."
             )
-        role, why = (named[name], "named on the command line") if name in named else guess_role(node)
+        if name in named:
+            role, why = named[name], "named on the command line"
+        elif "C3k2" in bases:
+            role, why = "c3k2", "a subclass of C3k2: registered as one, with its m/l/x rule"
+        else:
+            role, why = guess_role(node)
         module.classes.append(ModuleClass(name, role, why))
     if not module.classes:
         raise UltrapatchError(
@@ -242,6 +248,7 @@ EXAMPLE_ROWS = {
     "keep": "[-1, 1, {name}, []]  # its channels are the input's: no channel argument",
     "free": "[-1, 1, {name}, []]",
     "multi": "[[-1, 6], 1, {name}, []]  # the maps it joins, as a Concat's",
+    "c3k2": "[-1, 2, {name}, [512, False]]  # as a C3k2 row: c2, then c3k (True from scale m on)",
 }
 
 

@@ -11,6 +11,9 @@ own constructs:
           c2 = ch[f]
           args = [c2, *args]
 
+- c3k2: a subclass of C3k2, registered as repeat, and given C3k2's own m/l/x rule (`c3k=True`, and on 8.4 the
+  `legacy = False` of its head): `if m is C3k2:` becomes `if m in {C3k2, C3k2_EMA}:`. Registered as plain repeat, a
+  subclass would miss both;
 - free: nothing; the last `else: c2 = ch[f]` is their case;
 - multi: a branch that gives the module its inputs' channels as a list, and its output channels by the rule the
   probe measured (BRANCHES); a module that takes no channels at all (a weighted concatenation) gets only the rule.
@@ -65,6 +68,13 @@ BRANCHES = {
     "join-sum": ("they join several maps, their channels summed", "    c2 = sum(ch[x] for x in f)\n"),
     "join-first": ("they join several maps, with the first one's channels", "    c2 = ch[f[0]]\n"),
 }
+C3K2_TEST = m.Comparison(
+    left=m.Name("m"),
+    comparisons=[
+        m.ComparisonTarget(operator=m.Is(), comparator=m.Name("C3k2"))
+        | m.ComparisonTarget(operator=m.In(), comparator=m.Set(elements=[m.Element(m.Name("C3k2")), m.ZeroOrMore()]))
+    ],
+)
 INSERTS_REPEATS = m.Expr(m.Call(func=m.Attribute(value=m.Name("args"), attr=m.Name("insert"))))
 
 
@@ -102,14 +112,17 @@ class ModuleRoles(SourceEdit):
         if not links or not m.matches(links[-1].orelse, FALLBACK):
             raise AnchorMissing(self.target, "parse_model", "the module-type chain `if m in ...: ... else: c2 = ch[f]`")
         known = self.registered(func, links)
-        base = [n for n in ctx.registered("base", "repeat") if n not in known]
-        repeat = [n for n in ctx.registered("repeat") if n not in known]
+        base = [n for n in ctx.registered("base", "repeat", "c3k2") if n not in known]
+        repeat = [n for n in ctx.registered("repeat", "c3k2") if n not in known]
+        c3k2 = [n for n in ctx.registered("c3k2") if n not in self.c3k2_rule(func)]
         branches = {kind: [n for n in ctx.registered(kind) if n not in known] for kind in BRANCHES}
-        if not (base or repeat or any(branches.values())):
+        if not (base or repeat or c3k2 or any(branches.values())):
             return module
         new_func = func
         if base or repeat:
             new_func = self.with_sets(new_func, base, repeat)
+        if c3k2:
+            new_func = self.with_c3k2_rule(new_func, c3k2)
         for kind, names in branches.items():
             if names:
                 new_func = self.with_branch(new_func, names, kind)
@@ -127,6 +140,33 @@ class ModuleRoles(SourceEdit):
             for inner in find_all(link.body, m.If(test=m.Comparison(left=m.Name("m")))):
                 found |= set(_set_members(inner.test) or [])
         return found
+
+    @staticmethod
+    def _c3k2_test(func: cst.FunctionDef) -> cst.If | None:
+        """parse_model's `if m is C3k2:` (or `if m in {C3k2, ...}:`, once it has subclasses), or None."""
+        found = find_all(_loop(func), m.If(test=C3K2_TEST))
+        return found[0] if found else None  # type: ignore[return-value]
+
+    def c3k2_rule(self, func: cst.FunctionDef) -> set[str]:
+        """The classes the m/l/x `c3k` rule (and 8.4's `legacy = False`) is for."""
+        found = self._c3k2_test(func)
+        if found is None:
+            return set()
+        return set(_set_members(found.test) or ["C3k2"])
+
+    def with_c3k2_rule(self, func: cst.FunctionDef, names: list[str]) -> cst.FunctionDef:
+        """`if m is C3k2:` becomes `if m in {C3k2, Subclass}:`: the subclass gets C3k2's m/l/x rule (`c3k=True`) and,
+        on 8.4, the `legacy = False` of its head."""
+        found = self._c3k2_test(func)
+        if found is None:
+            raise AnchorMissing(self.target, "parse_model", "C3k2's m/l/x rule `if m is C3k2:` (C3k2 arrived with YOLO11, 8.3.0)")
+        test = found.test
+        if _set_members(test) is None:  # `m is C3k2`
+            new_test = parse(f"if m in {{C3k2, {', '.join(names)}}}:\n    pass\n").test  # type: ignore[attr-defined]
+        else:
+            literal = test.comparisons[0].comparator  # type: ignore[attr-defined]
+            new_test = test.deep_replace(literal, add_names(literal, names))
+        return func.deep_replace(found, found.with_changes(test=new_test))  # type: ignore[return-value]
 
     def with_sets(self, func: cst.FunctionDef, base: list[str], repeat: list[str]) -> cst.FunctionDef:
         """The base (and repeat) set with the names added: the frozensets, or the inline literals."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from .process import event_stream, open_fork
 from .explain import missing_package
 
-ROLES = ("base", "repeat", "keep", "free", "multi")
+ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2")
 ARG = 48  # the c2 a multi-input module is offered, distinct from every rule on inputs of 16 and 24 (or 16 and 16)
 C1, C2 = 16, 32  # small channel counts: every role's prediction differs between them
 
@@ -70,8 +70,8 @@ def try_role(torch, cls, role: str) -> dict:
     and whether they are what the role says."""
     if role == "multi":
         return try_multi(torch, cls)
-    args = {"base": (C1, C2), "repeat": (C1, C2, 1), "keep": (C1,), "free": ()}[role]
-    expected = {"base": C2, "repeat": C2, "keep": C1, "free": C1}[role]
+    args = {"base": (C1, C2), "repeat": (C1, C2, 1), "c3k2": (C1, C2, 1), "keep": (C1,), "free": ()}[role]
+    expected = {"base": C2, "repeat": C2, "c3k2": C2, "keep": C1, "free": C1}[role]
     shown = f"{cls.__name__}({', '.join(map(str, args))})"
     try:
         block = cls(*args).eval()

@@ -180,3 +180,27 @@ def test_a_hand_registration_is_adopted_and_given_back(release_tree):
     assert report["models"][0]["ok"]
     assert invoke("revert", str(tree)).exit_code == 0
     assert tree_digest(tree) == hand
+
+
+BUILT_AT_M = (
+    "import sys; from ultralytics import YOLO; model = YOLO('yolo11m-c3k2se.yaml').model; block = model.model[8]; "
+    "print('BLOCK', type(block).__name__, type(block.m[0]).__name__)"
+)
+
+
+@pytest.mark.parametrize("version", [pytest.param("8.3.40", marks=pytest.mark.module_matrix), "8.4.190"])
+def test_a_c3k2_subclass_gets_c3k2s_own_rule(release_tree, tmp_path, version):
+    """C3k2SE subclasses C3k2: registered as one (`if m in {C3k2, C3k2SE}:`), it gets `c3k=True` from scale m on, as
+    C3k2 does; as a plain repeat module it would build C3k2's light blocks at every scale."""
+    tree = release_tree(version)
+    pristine = tree_digest(tree)
+    result = invoke("apply", str(tree), *modules("C3k2SE"), "--yaml", str(YAMLS / "yolo11-c3k2se.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "module C3k2SE.py: C3k2SE as c3k2 (a subclass of C3k2: registered as one, with its m/l/x rule)" in result.output
+    assert "if m in {C3k2, C3k2SE}:  # for M/L/X sizes" in (tree / TASKS).read_text(encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", BUILT_AT_M], capture_output=True, text=True, env=fork_env(tree, tmp_path), cwd=tmp_path)
+    assert "BLOCK C3k2SE C3k" in done.stdout, done.stderr[-3000:]  # C3k blocks at scale m: the rule reached it
+    report = verify_json(tree, "--model", "yolo11*-c3k2se*")
+    assert report["models"][0]["ok"] and report["models"][0]["checks"]["scales"]["reason"] == "s, m build and run too"
+    assert invoke("revert", str(tree)).exit_code == 0
+    assert tree_digest(tree) == pristine
