@@ -1,13 +1,15 @@
 """How long `ultrapatch verify` takes, and where the time goes: every installed model of one backbone, one release.
 
-    python benchmarks/verify_speed.py [--version 8.4.190] [--backbone mobilenetv2] [--device cpu] [--model GLOB ...]
-                                      [--each-variant]
+    python benchmarks/verify_speed.py [--version 8.4.190] [--backbone mobilenetv2|none] [--device cpu] [--model GLOB ...]
+                                      [--yaml FILE ...] [--each-variant]
 
 Fetches the release from PyPI (set ULTRAPATCH_SDIST_CACHE to keep the sdist), applies the backbone in a temporary
 folder, runs `ultrapatch verify --json` as a user would, in its own process, and prints the wall time, the time per
 model, the mean time of each check, and the share spent building and running the stock models it compares with.
 With --each-variant, verify runs once per backbone variant (with the --model glob verify's own note names)
-and the wall time of each run is printed: what a user who verifies the variant they train waits.
+and the wall time of each run is printed: what a user who verifies the variant they train waits. With --yaml, verify
+takes those model YAMLs of a user's too (`--backbone none --yaml tests/yamls/yolo11-p2.yaml`: one YAML of Ultralytics'
+own modules, on the release as published): the time of the checks a hand-written YAML gets.
 """
 
 from __future__ import annotations
@@ -61,12 +63,15 @@ def main() -> int:
     parser.add_argument("--backbone", default="mobilenetv2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", action="append", default=[], help="verify only these (GLOB, repeatable)")
+    parser.add_argument("--yaml", action="append", default=[], help="also verify this model YAML (FILE, repeatable)")
     parser.add_argument("--each-variant", action="store_true", help="one verify run per backbone variant, timed")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as work:
         tree = Path(work) / "ultralytics"
-        for step in (["fetch", str(tree), "--version", args.version], ["apply", str(tree), "-b", args.backbone]):
+        steps = [["fetch", str(tree), "--version", args.version]]
+        steps += [["apply", str(tree), "-b", args.backbone]] if args.backbone != "none" else []
+        for step in steps:
             done = ultrapatch(*step)
             if done.returncode != 0:
                 print(done.stdout + done.stderr, file=sys.stderr)
@@ -74,6 +79,7 @@ def main() -> int:
         if args.each_variant:
             return each_variant(tree, args)
         models = [a for pattern in args.model for a in ("--model", pattern)]
+        models += [a for file in args.yaml for a in ("--yaml", str(Path(file).resolve()))]
         wall, done, report = timed_verify(tree, args.device, models)
         if report is None:
             return 1
