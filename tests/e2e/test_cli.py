@@ -184,7 +184,7 @@ def test_fetch_makes_a_git_repository_with_one_commit(release_tree):
 def test_console_script_and_module_entry_points(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "patcher", "list"], cwd=tmp_path, capture_output=True, text=True)
     assert listed.returncode == 0
-    assert " 1. addmodules" in listed.stdout and "19. model-yamls" in listed.stdout
+    assert " 1. addmodules" in listed.stdout and "20. model-yamls" in listed.stdout and "21. own-yamls" in listed.stdout
     script = Path(sys.executable).with_name("ultrapatch")  # the console script beside this interpreter
     version = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("ultrapatch, version ")
