@@ -155,15 +155,44 @@ class Session:
         image = self.image(h, w, n=2, device=device)
         return lambda: model(image)
 
-    def observe(self, model, builder: str, task: str, sizes=SIZES, train: bool = True) -> dict:
-        """Output shapes and the strides of the maps the head receives, at every size, in eval and (unless `train` is
-        false) train mode."""
+    def meta_model(self, ctx: ModelContext):
+        """The model built again from its YAML on torch's meta device (shapes, no data, no arithmetic), once per model:
+        what the shape-only checks run on. Raises where a module cannot be built there."""
+        if "meta" not in ctx.notes:
+            model = ctx.model
+            with on_meta(self.torch, build=True):
+                ctx.notes["meta"] = type(model)(deepcopy(model.yaml), nc=model.yaml.get("nc"), verbose=False).eval()
+        return ctx.notes["meta"]
+
+    def observe_model(self, ctx: ModelContext) -> dict:
+        """`observe` on the model's meta twin: the forward and strides checks compare shapes, which the meta device
+        gives without the arithmetic (a 640x640 forward of YOLOv3 takes seconds; its shapes, milliseconds); the real
+        model where the meta device cannot run it (RT-DETR's training forward computes its matching on data)."""
+        builder, task = ctx.spec["builder"], ctx.spec["task"]
+        try:
+            meta = self.meta_model(ctx)
+            with on_meta(self.torch, build=False):
+                seen = self.observe(meta, builder, task, train=False)
+        except Exception:  # noqa: BLE001 - what the meta device cannot do runs for real
+            return self.observe(ctx.model, builder, task)
+        try:
+            with on_meta(self.torch, build=False):
+                trained = self.observe(meta, builder, task, evaluate=False)
+        except Exception:  # noqa: BLE001
+            trained = self.observe(ctx.model, builder, task, evaluate=False)
+        for key in ("shapes", "head_strides"):
+            seen[key].update(trained[key])
+        return seen
+
+    def observe(self, model, builder: str, task: str, sizes=SIZES, train: bool = True, evaluate: bool = True) -> dict:
+        """Output shapes and the strides of the maps the head receives, at every size, in eval (unless `evaluate` is
+        false) and train mode (unless `train` is false)."""
         torch = self.torch
         device = next(model.parameters()).device
         seen = {"stride": [float(s) for s in getattr(model, "stride", [])], "shapes": {}, "head_strides": {}}
         model.eval()
         with torch.no_grad():
-            for h, w in sizes:
+            for h, w in sizes if evaluate else ():
                 image = self.image(h, w, device=device)
                 out = []
                 maps = head_inputs(model, lambda: out.append(model(image)))

@@ -12,7 +12,7 @@ class Forward(Check):
 
     def run(self, ctx: ModelContext, session) -> str:
         spec = ctx.spec
-        ctx.observed = seen = session.observe(ctx.model, spec["builder"], spec["task"])
+        ctx.observed = seen = session.observe_model(ctx)
         stock = session.stock_of(spec).get("observed")
         if stock is None:
             return "no stock model to compare output shapes with"
