@@ -96,6 +96,18 @@ def test_apply_build_and_train(release_tree, version):
         assert model["backbone_index"] == 0 and model["map_layers"] == ["BackboneMap"] * 4  # layers 0-4, as the YAML
         assert model["indices_are_places"], model  # every layer's index is its place in the model
 
+
+
+DEFAULT_MATRIX = ("8.1.47", "8.3.40", "8.4.190")  # the inline sets, the last release before the frozensets, the newest
+VERIFIED = [v if v in DEFAULT_MATRIX else pytest.param(v, marks=pytest.mark.release_matrix) for v in RELEASES]
+
+
+@pytest.mark.parametrize("version", VERIFIED)  # the other four releases: `-m release_matrix`
+def test_every_check_on_the_matrix(release_tree, version):
+    """verify on the matrix of the release (every backbone on every family and task, one variant each)."""
+    tree = release_tree(version)
+    assert CliRunner().invoke(cli, ["apply", str(tree), "--backbone", "all"]).exit_code == 0
+    models = models_for(version)
     # Every check of `verify`: forward at three sizes in eval and train, strides, loss and backward with gradients
     # for every backbone parameter, the checkpoint round trip, model.fuse() (MobileOne: reparameterised), validation.
     report = verify_json(tree, *(arg for spec in models for arg in ("--model", spec.partition(":")[0])))
