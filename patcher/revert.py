@@ -236,7 +236,7 @@ class Needs:
         """The apply that makes the checkpoint load again; None when no backbone of ultrapatch's is among them."""
         from patcher.backbones import BACKBONES
 
-        shipped = {b.module_file.removesuffix(".py") for b in BACKBONES.values()} | {"BackboneMap"}
+        shipped = {b.module_file.removesuffix(".py") for b in BACKBONES.values()} | {"BackboneMap", "TimmBackbone"}
         names = [b.name for b in BACKBONES.values() if b.module_file.removesuffix(".py") in self.modules]
         names += [f"timm:{name}" for name in self.timm]
         if "TimmBackbone" in self.modules and not self.timm:
