@@ -6,6 +6,7 @@ is written here from a seeded timm model."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -52,7 +53,8 @@ def assert_every_check_passes(report: dict, version: str, export: bool) -> None:
         assert weights["status"] == "pass" and "maps equal timm's own" in weights["reason"], weights
         assert "random weights (ULTRAPATCH_TIMM_PRETRAINED=0)" in weights["reason"]  # verify downloaded nothing
         assert "BatchNorm statistics from two synthetic batches" in weights["reason"]
-        assert "parameters of layers 0-6 frozen, nothing else" in model["checks"]["freeze"]["reason"]  # the YAML's backbone
+        frozen = re.search(r"^freeze=(\d+): \d+ parameters of layers 0-(\d+) frozen, nothing else$", model["checks"]["freeze"]["reason"])
+        assert frozen and int(frozen[1]) == int(frozen[2]) + 1 >= 5, model["checks"]["freeze"]  # the YAML's backbone section
         if version == "8.4.190":
             assert model["checks"]["checkpoint"]["reason"] == "also with ULTRALYTICS_SAFE_LOAD=1", model["name"]
 
