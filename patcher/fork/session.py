@@ -81,10 +81,6 @@ class Session:
             self._reloader = Reloader(self.tree, "cpu" if self.device.type == "cpu" else str(self.device.index or 0), self.workdir)
         return self._reloader
 
-    def build_from_checkpoint(self, path: Path, builder: str):
-        """The model a checkpoint holds, loaded by this process with the fork's own loader, in float32 and eval mode."""
-        return getattr(self.ultralytics, builder)(str(path)).model.to(self.device).float().eval()
-
     def close(self) -> None:
         if self._reloader is not None:
             self._reloader.close()

@@ -53,6 +53,7 @@ class ModelContext:
     observed: dict | None = None  # output shapes and head strides at every size and mode (forward)
     loss: float | None = None  # (train)
     checkpoint: Path | None = None  # the .pt file the checkpoint check wrote (checkpoint)
+    reloaded: Any = None  # the model the checkpoint check loaded back from it (checkpoint)
     fused_params: int | None = None  # parameters after model.fuse() (fuse)
     notes: dict = field(default_factory=dict)
 

@@ -49,7 +49,7 @@ class Checkpoint(Check):
         reference = ema.float().eval()  # once saved: the weights as the file holds them (half precision), in float32
         image = session.image(*COMPARE_SIZE)
         loaded = getattr(session.ultralytics, spec["builder"])(str(path)).model.to(session.device).eval()
-        ctx.checkpoint = path  # it loads: what reload and export take
+        ctx.checkpoint, ctx.reloaded = path, loaded  # it loads: what reload and export take
         with torch.no_grad():
             expected = reference(image)
             error = relative_error(expected, loaded(image))

@@ -18,7 +18,7 @@ class Reload(Check):
             raise Skipped("no checkpoint loaded in the verifying process (the checkpoint check)")
         torch = session.torch
         image = session.image(*COMPARE_SIZE)
-        reference = session.build_from_checkpoint(ctx.checkpoint, ctx.spec["builder"])
+        reference = ctx.reloaded.float().eval()  # what this process loaded from it (the checkpoint check)
         with torch.no_grad():
             expected = reference(image)
         answer = session.reloader().ask(ctx.checkpoint, image, expected, ctx.spec["builder"])
