@@ -86,13 +86,15 @@ class Template:
         return text
 
 
+TASK_SUFFIX = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}  # Ultralytics' names
+
+
 def _family(stem: str, config_dir: str, since: Version, tasks: tuple[str, ...], file: str | None = None) -> dict:
     """The templates of one family: '<stem>-<task>' keys, with Ultralytics' own task suffixes in the file names."""
-    suffix = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}
     return {
         f"{stem}-{task}": Template(
             "classify.yaml" if task == "classify" else file or f"{stem}.yaml",
-            f"{stem}{suffix[task]}",
+            f"{stem}{TASK_SUFFIX[task]}",
             config_dir,
             since,
             "RTDETR" if stem.startswith("rtdetr") else "YOLO",

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from patcher.backbones import TASK_SUFFIX
 from patcher.errors import UltrapatchError
 from patcher.fork import yamlfile
 from patcher.tree import Tree
 from patcher.user_yamls import CONFIG, read_yaml, stock_file
 from patcher.verify.select import ModelSpec
-
-TASK_SUFFIX = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}
-
 
 def guessed_stock(tree: Tree, doc: yamlfile.ModelYaml) -> str | None:
     """The stock model of the YAML's family, task and scale, where the tree has one."""
