@@ -239,6 +239,23 @@ class TimmModel(Backbone):
         return result
 
 
+@dataclass(frozen=True)
+class ModuleBackbone(Backbone):
+    """A backbone class of a module file of the user's (`apply --module`, a class that sets `width_list`): the same
+    YAMLs as a shipped backbone's, named after the class. Its file is installed and imported as a module file is."""
+
+    cls: str = ""
+
+    @cached_property
+    def classes(self) -> tuple[str, ...]:
+        return (self.cls,)
+
+
+def module_backbones(files) -> list[ModuleBackbone]:
+    """The backbones of module files (`patcher.edits.base.ModuleFile`s, from a record or an apply)."""
+    return [ModuleBackbone(name=f"{f.stem}.py:{name}", module_file=f"{f.stem}.py", cls=name) for f in files for name in f.having("backbone")]
+
+
 def timm_backbone(model: str) -> TimmModel:
     if not TIMM_NAME.match(model):
         raise UltrapatchError(

@@ -9,11 +9,14 @@ A role says what parse_model must do with a row of the class (the fork's probe c
 - free: no channel argument (SimAM): what parse_model's last branch already does;
 - c3k2: a subclass of C3k2: repeat, and C3k2's own m/l/x rule (c3k=True; on 8.4, `legacy = False`);
 - multi: several inputs (`from` a list): BiFPN-style fusion; the probe measures how its output channels follow from
-  its inputs' (their sum, the first's, the last's, or a `c2` argument), and whether it takes their channels at all.
+  its inputs' (their sum, the first's, the last's, or a `c2` argument), and whether it takes their channels at all;
+- backbone: a class that sets `width_list` (or a subclass of one): built with no arguments, it returns its maps as a
+  list, the last three at strides 8, 16 and 32. It gets what a shipped backbone gets: parse_model's backbone branch
+  and a YAML per family and task, named after the class.
 
 The registered classes are the file's `__all__`, else its public `nn.Module` classes; a class whose name Ultralytics
 already uses (a tutorial file's own `Conv`) stays the file's private helper. `Class=role` names exactly the classes to
-register. Heads, losses and backbone files are not installed this way (yet): they are refused with what to do.
+register. Heads and losses are not installed this way (yet): they are refused with what to do.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from patcher.backbones import ADDMODULES_DIR
 from patcher.errors import UltrapatchError
 
-ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2")
+ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2", "backbone")
 LIST_NAMES = {"inc", "in_channels_list", "channels_list", "c1s", "ch_list", "chs", "inc_list", "in_chs_list", "dims"}
 JOINS = re.compile(r"Concat|BiFPN|Fusion|Fuse|Add|Sum|Merge")  # a class that joins maps, by its name
 KINDS = {  # what the probe measured of a multi-input module: how apply registers it (patcher/edits/module_roles.py)
@@ -62,6 +65,7 @@ class UserModule:
     source: Path  # the file as given
     classes: list[ModuleClass] = field(default_factory=list)  # the registered ones
     helpers: list[str] = field(default_factory=list)  # nn.Module classes left unregistered (names Ultralytics uses)
+    parts: dict[str, str] = field(default_factory=dict)  # unregistered classes the registered ones build -> which
 
     @property
     def path(self) -> str:
@@ -121,7 +125,8 @@ def module_classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             bases = {ast.unparse(b) for b in node.bases}
-            if bases & MODULE_BASES or bases & set(found) or bases & (imported - {"Module"}):
+            torch_nn = {b for b in bases if b.startswith(("nn.", "torch.nn."))}  # nn.Module, nn.Sequential, ...
+            if bases & MODULE_BASES or torch_nn or bases & set(found) or bases & (imported - {"Module"}):
                 found[node.name] = node
     return found
 
@@ -129,8 +134,20 @@ def module_classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
 def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.ClassDef], named: dict[str, str],
                 ultralytics_names: set[str]) -> UserModule:  # fmt: skip
     listed = _all(tree)
-    asked = list(named) or listed or [name for name in classes if not name.startswith("_")]
+    public = [name for name in classes if not name.startswith("_")]
+    parts = {} if named or listed else _parts(public, classes)
+    parts = {name: owner for name, owner in parts.items() if name not in ultralytics_names}  # those are helpers
+    asked = list(named) or listed or [name for name in public if name not in parts]
     unknown = [name for name in asked if name not in classes]
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    if any(name in functions for name in unknown):
+        name = next(name for name in unknown if name in functions)
+        made = _class_made_by(functions[name], classes)
+        example = f" (`class {name}({made})` whose __init__ passes {made} the arguments {name}() gives it)" if made else ""
+        raise UltrapatchError(
+            f"--module {file}: {name} is a function; parse_model builds classes (8.4's restricted loading refuses "
+            f"anything else): write each variant as a class{example}, list the classes in __all__ and apply again."
+        )
     if unknown:
         raise UltrapatchError(f"--module {file}: {', '.join(unknown)}: no nn.Module class of that name in the file.")
     explicit = set(named) | set(listed)
@@ -141,7 +158,7 @@ def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.
             f"registered, it would replace Ultralytics' own in every model. Rename the class (e.g. "
             f"{sorted(explicit & set(clashing))[0]}_{file.stem}) and apply again."
         )
-    module = UserModule(file.stem, text, file, helpers=[n for n in classes if n in clashing])
+    module = UserModule(file.stem, text, file, helpers=[n for n in classes if n in clashing], parts=parts)
     for name in (n for n in asked if n not in clashing):
         node = classes[name]
         bases = {ast.unparse(b) for b in node.bases}
@@ -156,15 +173,12 @@ def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.
                 f"ultralytics/utils/loss.py, which --module does not do yet. Leave it out with {file.name}:Class=role "
                 f"for the others."
             )
-        if _sets_width_list(node):
-            raise UltrapatchError(
-                f"--module {file}: {name} is a backbone (it sets width_list); backbone files are not installed with "
-                f"--module yet: use a shipped backbone or --backbone timm:NAME."
-            )
         if name in named:
             role, why = named[name], "named on the command line"
         elif "C3k2" in bases:
             role, why = "c3k2", "a subclass of C3k2: registered as one, with its m/l/x rule"
+        elif _is_backbone(node, classes):
+            role, why = "backbone", "it sets width_list: it returns its maps as a list"
         else:
             role, why = guess_role(node)
         module.classes.append(ModuleClass(name, role, why))
@@ -186,8 +200,30 @@ def _all(tree: ast.Module) -> list[str]:
     return []
 
 
-def _sets_width_list(node: ast.ClassDef) -> bool:
-    return any(isinstance(t, ast.Attribute) and t.attr == "width_list" for n in ast.walk(node) if isinstance(n, ast.Assign) for t in n.targets)
+def _parts(public: list[str], classes: dict[str, ast.ClassDef]) -> dict[str, str]:
+    """The public classes another class of the file builds (a block's `h_swish`, a backbone's stages): they are its
+    parts, not layers of a YAML. Each maps to the first class that builds it. Deriving from a class is not building it.
+    """
+    found: dict[str, str] = {}
+    for owner, node in classes.items():
+        used = {n.id for stmt in node.body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+        for name in public:
+            if name != owner and name in used:
+                found.setdefault(name, owner)
+    return found if len(found) < len(public) else {}
+
+
+def _class_made_by(function: ast.FunctionDef, classes: dict[str, ast.ClassDef]) -> str | None:
+    """The file's class a factory function builds (`model = StarNet(24, [1, 2, 6, 2]); return model`), or None."""
+    called = [ast.unparse(n.func) for n in ast.walk(function) if isinstance(n, ast.Call)]
+    return next((name for name in called if name in classes), None)
+
+
+def _is_backbone(node: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> bool:
+    """Whether the class, or a class of the file it derives from, sets `self.width_list`."""
+    sets = any(isinstance(t, ast.Attribute) and t.attr == "width_list" for n in ast.walk(node) if isinstance(n, ast.Assign) for t in n.targets)
+    parents = (classes[b] for b in (ast.unparse(b) for b in node.bases) if b in classes and classes[b] is not node)
+    return sets or any(_is_backbone(parent, classes) for parent in parents)
 
 
 def guess_role(node: ast.ClassDef) -> tuple[str | None, str]:
@@ -249,6 +285,7 @@ EXAMPLE_ROWS = {
     "free": "[-1, 1, {name}, []]",
     "multi": "[[-1, 6], 1, {name}, []]  # the maps it joins, as a Concat's",
     "c3k2": "[-1, 2, {name}, [512, False]]  # as a C3k2 row: c2, then c3k (True from scale m on)",
+    "backbone": "[-1, 1, {name}, []]  # the first row: its maps take 5 layer indices (P1-P5), as the installed YAMLs show",
 }
 
 
@@ -295,6 +332,8 @@ def _confirm(module: UserModule, found: dict, python: str) -> None:
                 f"(ROLE one of {', '.join(fits or ROLES)})."
             )
         result = tried[cls.role]
+        if cls.role == "c3k2":
+            _check_positional(module, cls.name, result["params"], python)
         if result["ok"] and cls.role == "multi":
             cls.role, cls.why = result["kind"], f"{cls.why}; tried: {KINDS[result['kind']]}"
             continue
@@ -302,7 +341,29 @@ def _confirm(module: UserModule, found: dict, python: str) -> None:
             seen = result.get("error") or f"its output has {result['channels']} channels, where {cls.role} means {result['expected']}"
             raise UltrapatchError(
                 f"--module {file}: {cls.name} as {cls.role} ({cls.why}): {result['built']} fails: {seen}. Name its role "
-                f"with {file.name}:{cls.name}=ROLE ({', '.join(r for r in ROLES if r != cls.role)}), or fix the class."
+                f"with {file.name}:{cls.name}=ROLE ({', '.join(r for r in ROLES if r not in (cls.role, 'backbone'))}), or fix the class."
+            )
+
+
+def _check_positional(module: UserModule, name: str, params: list[str], python: str) -> None:
+    """A C3k2 subclass that hands its arguments to `C3k2.__init__` by position, with names that land on other
+    parameters in this release (8.4 put `attn` before `g` and `shortcut`): refused, with the keywords to write. Passed
+    so on 8.4, `g` turns attention on and `shortcut` becomes the groups of a convolution, far from the YAML line."""
+    node = next(n for n in ast.parse(module.text).body if isinstance(n, ast.ClassDef) and n.name == name)
+    calls = [c for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr == "__init__"
+             and ast.unparse(c.func.value) in ("super()", f"super({name}, self)", "C3k2")]  # fmt: skip
+    for call in calls:
+        given = [a for a in call.args if not isinstance(a, ast.Starred)]
+        given = given[1:] if ast.unparse(call.func.value) == "C3k2" else given  # C3k2.__init__(self, ...)
+        wrong = [(a.id, params[i]) for i, a in enumerate(given) if i < len(params) and isinstance(a, ast.Name)
+                 and a.id != params[i] and a.id in params]  # fmt: skip
+        if wrong:
+            passed, lands = wrong[0]
+            keywords = ", ".join(f"{a}={a}" for a, _ in wrong)
+            raise UltrapatchError(
+                f"--module {module.source}: {name} passes {passed} to C3k2.__init__ by position, where C3k2 in this "
+                f"release ({python}) takes {lands} (its parameters: {', '.join(params)}): pass {keywords} by keyword "
+                f"and apply again."
             )
 
 
@@ -313,7 +374,12 @@ def describe(modules: list[UserModule]) -> list[str]:
         for cls in module.classes:
             role = cls.role.split("-")[0] if cls.role.startswith(("multi", "join")) else cls.role
             row = EXAMPLE_ROWS["multi" if role in ("multi", "join") else role].format(name=cls.name)
+            if role == "backbone":
+                lines.append(f"module {module.stem}.py: {cls.name} as backbone ({cls.why}); YAMLs for every family and task, e.g. YOLO('yolov8n-{cls.name}.yaml')")
+                continue
             lines.append(f"module {module.stem}.py: {cls.name} as {'multi' if role == 'join' else role} ({cls.why}); a row: {row}")
+        for part, owner in module.parts.items():
+            lines.append(f"module {module.stem}.py: {part} stays a part of {owner}, not registered (list it in __all__ to register it too)")
         for helper in module.helpers:
             lines.append(f"module {module.stem}.py: {helper} stays the file's own helper: Ultralytics has a {helper} of its own, which every model keeps")
     return lines

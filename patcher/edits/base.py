@@ -90,14 +90,21 @@ class Context:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        """Every backbone class the chosen backbones build, in their order, once each (timm models share one)."""
-        return tuple(dict.fromkeys(name for backbone in self.backbones for name in backbone.classes))
+        """Every backbone class parse_model's backbone branch builds, once each (timm models share one): the chosen
+        backbones', then the user's module files' backbones (`--module` with a class that sets `width_list`)."""
+        shipped = (name for backbone in self.backbones for name in backbone.classes)
+        return tuple(dict.fromkeys([*shipped, *self.registered("backbone")]))
+
+    @property
+    def has_backbone(self) -> bool:
+        """Whether any backbone is installed: one of ultrapatch's, a timm model, or one of the user's module files."""
+        return bool(self.classes)
 
     @property
     def shipped(self) -> tuple[Backbone, ...]:
         """The module files the chosen backbones need in AddModules/, once each: BackboneMap.py first, then theirs;
-        none for no backbone."""
-        if not self.backbones:
+        none for no backbone (a module file's backbone needs BackboneMap.py alone)."""
+        if not self.has_backbone:
             return ()
         files = {b.module_file: b for b in (BACKBONE_MAP, *self.backbones)}
         return tuple(files.values())
@@ -241,7 +248,7 @@ class Edit(ABC):
     def asked(self, ctx: Context) -> bool:
         """Whether this apply asks for the edit at all: the backbones' edits are not made for a YAML or a module file
         of the user's alone (`apply --yaml`, `apply --module` on a tree without a backbone)."""
-        return bool(ctx.backbones) or (self.for_modules and bool(ctx.modules))
+        return ctx.has_backbone or (self.for_modules and bool(ctx.modules))
 
     @abstractmethod
     def apply(self, files: Workspace, ctx: Context) -> None:

@@ -19,7 +19,10 @@ own constructs:
   probe measured (BRANCHES); a module that takes no channels at all (a weighted concatenation) gets only the rule.
 
 A class already registered (in either set, or in a branch of that shape: a tutorial applied by hand) is left where it
-is; a hand-written branch of that shape gets the other keep classes too, so there is one branch, never two.
+is; a hand-written branch of that shape gets the other keep classes too, so there is one branch, never two. The one
+hand registration that is repaired: a class of another role (an attention block, most often) in the base or repeat set,
+where parse_model hands it `(c1, c2, ...)`: it is taken out of them and registered by its role. A backbone class
+(role backbone) is parse-model-branch's, not this edit's.
 """
 
 from __future__ import annotations
@@ -93,6 +96,15 @@ def _loop(func: cst.FunctionDef) -> cst.For:
     return body_of(func)[index_of(body_of(func), LAYER_LOOP)]  # type: ignore[index,return-value]
 
 
+def _without(container: cst.Set, names: list[str]) -> cst.Set:
+    """A set literal without `names`; the last element keeps the closing comma (or none) the literal had."""
+    elements = list(container.elements)
+    kept = [el for el in elements if not (isinstance(el.value, cst.Name) and el.value.value in names)]
+    if kept and kept[-1] is not elements[-1]:
+        kept[-1] = kept[-1].with_changes(comma=elements[-1].comma)
+    return container.with_changes(elements=kept)
+
+
 def _names(container: cst.BaseExpression) -> list[str]:
     return [el.value.value for el in getattr(container, "elements", ()) if isinstance(el.value, cst.Name)]
 
@@ -111,12 +123,16 @@ class ModuleRoles(SourceEdit):
         links = _chain(loop)
         if not links or not m.matches(links[-1].orelse, FALLBACK):
             raise AnchorMissing(self.target, "parse_model", "the module-type chain `if m in ...: ... else: c2 = ch[f]`")
+        misplaced = [n for n in self.in_sets(func) if n in ctx.registered() and n not in ctx.registered("base", "repeat", "c3k2")]
+        if misplaced:  # a tutorial's hand edit put a keep (or free, multi, backbone) class in the base set: taken out
+            func = self.without_in_sets(func, misplaced)
+            links = _chain(_loop(func))
         known = self.registered(func, links)
         base = [n for n in ctx.registered("base", "repeat", "c3k2") if n not in known]
         repeat = [n for n in ctx.registered("repeat", "c3k2") if n not in known]
         c3k2 = [n for n in ctx.registered("c3k2") if n not in self.c3k2_rule(func)]
         branches = {kind: [n for n in ctx.registered(kind) if n not in known] for kind in BRANCHES}
-        if not (base or repeat or c3k2 or any(branches.values())):
+        if not (base or repeat or c3k2 or any(branches.values()) or misplaced):
             return module
         new_func = func
         if base or repeat:
@@ -126,7 +142,32 @@ class ModuleRoles(SourceEdit):
         for kind, names in branches.items():
             if names:
                 new_func = self.with_branch(new_func, names, kind)
-        return replace_within(module, func, func, new_func)
+        original, _, _ = parse_model_parts(module, self.target)
+        return replace_within(module, original, original, new_func)
+
+    @staticmethod
+    def _set_literals(func: cst.FunctionDef) -> list[cst.Set]:
+        """The base and repeat sets: the frozensets of later releases, or the chain's first test and the repeat test
+        inside it (8.1 to early 8.3)."""
+        named = [_frozenset_named(func, name) for name in ("base_modules", "repeat_modules")]
+        if all(literal is not None for literal in named):
+            return named  # type: ignore[return-value]
+        first = _chain(_loop(func))[0]
+        literals = [first.test.comparisons[0].comparator]  # type: ignore[attr-defined]
+        literals += [n.test.comparisons[0].comparator for n in find_all(first.body, m.If(test=m.Comparison(left=m.Name("m"), comparisons=[m.ComparisonTarget(comparator=m.Set())])))  # type: ignore[attr-defined]
+                     if index_of(body_of(n), m.SimpleStatementLine(body=[INSERTS_REPEATS])) is not None]  # fmt: skip
+        return [literal for literal in literals if isinstance(literal, cst.Set)]
+
+    def in_sets(self, func: cst.FunctionDef) -> set[str]:
+        return {name for literal in self._set_literals(func) for name in _names(literal)}
+
+    def without_in_sets(self, func: cst.FunctionDef, names: list[str]) -> cst.FunctionDef:
+        """The base and repeat sets without `names`, each in its own layout."""
+        while True:  # one literal at a time: each replacement makes a new tree, in which the next is found again
+            literal = next((lit for lit in self._set_literals(func) if set(_names(lit)) & set(names)), None)
+            if literal is None:
+                return func
+            func = func.deep_replace(literal, _without(literal, names))  # type: ignore[assignment]
 
     @staticmethod
     def registered(func: cst.FunctionDef, links: list[cst.If]) -> set[str]:

@@ -102,5 +102,5 @@ class TasksImport(SourceEdit):
         )
         if anchor is None:
             raise AnchorMissing(self.target, "module level", "`from ultralytics.nn.modules import (...)`")
-        body.insert(anchor + 1, import_statement(missing, "backbones" if ctx.backbones else "modules"))
+        body.insert(anchor + 1, import_statement(missing, "backbones" if ctx.has_backbone else "modules"))
         return module.with_changes(body=body)

@@ -21,7 +21,8 @@ from pathlib import Path
 from .process import event_stream, open_fork
 from .explain import missing_package
 
-ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2")
+ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2", "backbone")
+SIDE = 256  # a backbone's probe image: strides 8, 16 and 32 give maps of 32, 16 and 8
 ARG = 48  # the c2 a multi-input module is offered, distinct from every rule on inputs of 16 and 24 (or 16 and 16)
 C1, C2 = 16, 32  # small channel counts: every role's prediction differs between them
 
@@ -70,6 +71,23 @@ def try_role(torch, cls, role: str) -> dict:
     and whether they are what the role says."""
     if role == "multi":
         return try_multi(torch, cls)
+    if role == "backbone":
+        return try_backbone(torch, cls)
+    if role == "c3k2":
+        return {**try_plain(torch, cls, role), "params": c3k2_params()}
+    return try_plain(torch, cls, role)
+
+
+def c3k2_params() -> list[str]:
+    """The names of this release's `C3k2.__init__` parameters after self: what a subclass's positional call meets."""
+    import inspect
+
+    from ultralytics.nn.modules.block import C3k2
+
+    return list(inspect.signature(C3k2.__init__).parameters)[1:]
+
+
+def try_plain(torch, cls, role: str) -> dict:
     args = {"base": (C1, C2), "repeat": (C1, C2, 1), "c3k2": (C1, C2, 1), "keep": (C1,), "free": ()}[role]
     expected = {"base": C2, "repeat": C2, "c3k2": C2, "keep": C1, "free": C1}[role]
     shown = f"{cls.__name__}({', '.join(map(str, args))})"
@@ -109,3 +127,28 @@ def try_multi(torch, cls) -> dict:
                 continue
             return {"ok": True, "built": shown, "channels": got, "kind": f"{'multi' if listed else 'join'}-{rule}"}
     return {"ok": False, "built": cls.__name__, "error": error}
+
+
+def try_backbone(torch, cls) -> dict:
+    """Build `cls()` as parse_model's backbone branch does and run it on one 256x256 image: its `width_list` must be
+    the channels of the maps it returns, a list of two to four whose last three are at strides 8, 16 and 32 (P3-P5,
+    what every head reads), each the previous one's stride doubled."""
+    shown = f"{cls.__name__}()"
+    try:
+        block = cls().eval()
+        widths = [int(w) for w in block.width_list]
+        with torch.no_grad():
+            maps = block(torch.rand(1, 3, SIDE, SIDE))
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "built": shown, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+    if not isinstance(maps, (list, tuple)) or not all(hasattr(x, "shape") and x.dim() == 4 for x in maps):
+        return {"ok": False, "built": shown, "error": f"it returns {type(maps).__name__}, not a list of maps"}
+    channels = [int(x.shape[1]) for x in maps]
+    strides = [SIDE // int(x.shape[-1]) for x in maps]
+    if channels != widths:
+        error = f"its width_list is {widths} but its maps have {channels} channels"
+    elif not 3 <= len(maps) <= 4 or strides[-3:] != [8, 16, 32] or strides != [strides[-1] >> (len(maps) - 1 - i) for i in range(len(maps))]:
+        error = f"its maps are at strides {strides}; a backbone returns the last maps of P2 (optional) to P5: strides 4, 8, 16, 32"
+    else:
+        return {"ok": True, "built": shown, "channels": channels, "strides": strides}
+    return {"ok": False, "built": shown, "error": error, "channels": channels}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patcher import records
-from patcher.backbones import BACKBONES, Backbone, Template, backbone_named, installed_timm_models
+from patcher.backbones import BACKBONES, Backbone, Template, backbone_named, installed_timm_models, module_backbones
 from patcher.errors import UltrapatchError
 from patcher.tree import Tree
 
@@ -69,8 +69,8 @@ def _stock(template: Template, scale: str | None) -> str:
 def installed_backbones(tree: Tree) -> list[Backbone]:
     """The backbones apply recorded, or, for a tree without a record, those whose module file is in place."""
     record = records.load(tree.root)
-    if record is not None and record.backbones:
-        return [backbone_named(name) for name in record.backbones]
+    if record is not None and (record.backbones or record.modules):
+        return [backbone_named(name) for name in record.backbones] + module_backbones(record.module_files())
     return [b for b in BACKBONES.values() if (tree.root / b.module_path).is_file()] + installed_timm_models(tree.root)
 
 

@@ -48,12 +48,12 @@ def fork_env(tree: Path, tmp_path: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(tree), "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
 
 
-def train_one_epoch(tree: Path, tmp_path: Path) -> Path:
-    """`yolo train` of the installed YAML, by name, for one epoch on a tiny synthetic set; its best.pt."""
+def train_one_epoch(tree: Path, tmp_path: Path, model: str = "yolov8n-modules.yaml") -> Path:
+    """`yolo train` of an installed YAML, by name, for one epoch on a tiny synthetic set; its best.pt."""
     from patcher.fork.data import synthetic_dataset
 
     data = synthetic_dataset(tmp_path / "data", "detect")
-    args = ["train", "model=yolov8n-modules.yaml", f"data={data}", "epochs=1", "batch=2", "imgsz=64", "device=cpu",
+    args = ["train", f"model={model}", f"data={data}", "epochs=1", "batch=2", "imgsz=64", "device=cpu",
             "workers=0", "plots=False", "amp=False", f"project={tmp_path / 'runs'}", "name=train", "exist_ok=True"]  # fmt: skip
     done = subprocess.run([sys.executable, "-c", YOLO_CLI, *args], capture_output=True, text=True,
                           env=fork_env(tree, tmp_path), cwd=tmp_path, timeout=900)  # fmt: skip
@@ -114,6 +114,49 @@ def test_each_role_applied_verified_trained_and_reverted(release_tree, tmp_path,
     assert tree_digest(tree) == pristine
 
 
+@pytest.mark.parametrize(
+    "version",
+    [
+        pytest.param("8.1.47", marks=pytest.mark.module_matrix),
+        pytest.param("8.3.40", marks=pytest.mark.module_matrix),
+        "8.4.190",
+    ],
+)
+def test_a_backbone_file_gets_what_a_shipped_backbone_gets(release_tree, tmp_path, version):
+    """StarLite (tests/modules/StarLite.py) sets width_list: registered in parse_model's backbone branch, with a YAML
+    for every family and task, verified (weights, freeze of its backbone section), trained, reloaded, and taken out
+    alone by `revert --module`, which leaves the other module file in place."""
+    tree = release_tree(version)
+    pristine = tree_digest(tree)
+    result = invoke("apply", str(tree), *modules("StarLite", "SEBlock"))
+    assert result.exit_code == 0, result.output
+    assert "module StarLite.py: StarLite as backbone (it sets width_list: it returns its maps as a list)" in result.output
+    assert "module StarLite.py: StarBlock stays a part of StarLite, not registered" in result.output
+    folders = ("v3", "v8", "rt-detr") + (("11",) if version >= "8.3" else ()) + (("26",) if version >= "8.4" else ())
+    installed = sorted(p.relative_to(tree / "ultralytics/cfg/models").as_posix() for p in (tree / "ultralytics/cfg/models").glob("*/*StarLite.yaml"))
+    assert {p.split("/")[0] for p in installed} == set(folders) and "v8/yolov8-seg-StarLite.yaml" in installed
+    assert "StarLite.py (StarLite backbone)" in invoke("status", str(tree)).output
+
+    families = ("yolo11-StarLite", "yolov8-cls-StarLite", "rtdetr-l-StarLite") if version >= "8.3" else ("yolov8-pose-StarLite",)
+    report = verify_json(tree, *(a for f in families for a in ("--model", f)))
+    assert [m["name"].split("-")[0] for m in report["models"]] and all(m["ok"] for m in report["models"]), [
+        (m["name"], {c: v["reason"] for c, v in m["checks"].items() if v["status"] == "fail"}) for m in report["models"]
+    ]
+    assert all(m["checks"]["freeze"]["status"] == "pass" for m in report["models"])
+    if version != "8.1.47":  # 8.1.47's loader loads no checkpoint under torch >= 2.6 (see the test above)
+        best = train_one_epoch(tree, tmp_path, "yolov8n-StarLite.yaml")
+        loads = LOADS.replace("type(model.model[10]).__name__, type(model.model[7]).__name__", "type(model.model[0]).__name__")
+        done = subprocess.run([sys.executable, "-c", loads, str(best)], capture_output=True, text=True, env=fork_env(tree, tmp_path), cwd=tmp_path)
+        assert "LOADED StarLite" in done.stdout, done.stderr[-3000:]
+
+    alone = invoke("revert", str(tree), "--module", "StarLite")
+    assert alone.exit_code == 0, alone.output
+    assert not list((tree / "ultralytics/cfg/models").glob("*/*StarLite.yaml"))
+    assert not (tree / "ultralytics/nn/AddModules/BackboneMap.py").exists() and (tree / "ultralytics/nn/AddModules/SEBlock.py").is_file()
+    assert invoke("revert", str(tree)).exit_code == 0
+    assert tree_digest(tree) == pristine
+
+
 def test_the_role_guess_is_overridden_and_every_bad_file_refused(release_tree, tmp_path):
     tree = release_tree("8.4.190")
     pristine = tree_digest(tree)
@@ -137,6 +180,14 @@ def test_the_role_guess_is_overridden_and_every_bad_file_refused(release_tree, t
         write("my-se.py", "x = 1\n"): "is not a Python name",
         write("Head.py", "from ultralytics.nn.modules import Detect\n\nclass MyDetect(Detect):\n    pass\n"): "MyDetect is a head",
         write("Losses.py", header + "class WIoULoss(nn.Module):\n    def __init__(self):\n        super().__init__()\n"): "WIoULoss is a loss",
+        write("C3k2Old.py", "from ultralytics.nn.modules import C3k2\n\nclass C3k2Old(C3k2):\n    def __init__(self, c1, c2, n=1, "
+              "c3k=False, e=0.5, g=1, shortcut=True):\n        super().__init__(c1, c2, n, c3k, e, g, shortcut)\n"):
+            "C3k2Old passes g to C3k2.__init__ by position, where C3k2 in this release",  # 8.3's signature, on 8.4
+        write("Star.py", header + '__all__ = ["star_s"]\n\nclass Star(nn.Module):\n    def __init__(self, base):\n'
+              "        super().__init__()\n        self.width_list = [base] * 4\n\ndef star_s():\n    return Star(8)\n"):
+            "star_s is a function",
+        write("Flat.py", header + "class Flat(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+              "        self.width_list = [3]\n\n    def forward(self, x):\n        return [x]\n"): "Flat as backbone",
     }  # fmt: skip
     for spec, words in cases.items():
         result = invoke("apply", str(tree), "--module", spec)
