@@ -7,6 +7,7 @@ do; 2 bad input or usage; 3 an unexpected internal error (its traceback goes to 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import sys
@@ -431,6 +432,7 @@ def main() -> None:
     """Entry point (the console script and `python -m patcher`): run the command, then end the process with its exit
     status, skipping the interpreter's teardown. Freeing the libcst trees an apply holds at exit took 0.07-0.19 s,
     up to half again of the floor's whole run; the exit handlers still run and the streams are flushed first."""
+    tolerant_streams()
     try:
         _main()
         status = 0
@@ -445,6 +447,15 @@ def main() -> None:
         except (OSError, ValueError):  # a reader that went away, or a closed stream: nothing left to say
             pass
     os._exit(status)
+
+
+def tolerant_streams() -> None:
+    """A character the console's code page cannot show (an emoji of Ultralytics' messages, a file name, on a GBK
+    console of Chinese Windows) is written as '?', never an UnicodeEncodeError in the middle of a command."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", "strict") == "strict":
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="replace")
 
 
 def _main() -> None:

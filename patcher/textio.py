@@ -10,6 +10,7 @@ import ast
 import io
 import re
 import tokenize
+from pathlib import Path
 
 from patcher.errors import UltrapatchError
 
@@ -46,6 +47,34 @@ def decode(rel: str, data: bytes) -> tuple[str, str]:
             f"{rel} is not UTF-8 ({where}). ultrapatch reads its files as UTF-8: convert it "
             f"(`iconv -f latin1 -t utf-8`) or move it aside, then run the command again."
         ) from None
+
+
+def newline_of(data: bytes) -> str | None:
+    """"\r\n" for a file whose every line ends so (a Windows checkout, `core.autocrlf=true`), "\n" for one with any
+    other ending, None for a file without one. A file of mixed endings is left as it is."""
+    lines = data.count(b"\n")
+    if not lines:
+        return None
+    return "\r\n" if data.count(b"\r\n") == lines else "\n"
+
+
+TEXT_SUFFIXES = (".py", ".yaml", ".yml", ".md", ".txt", ".cfg", ".toml")
+
+
+def folder_newline(root: Path, rel: str) -> str:
+    """The line ending of the text files nearest to a file ultrapatch creates at `rel`: those of its folder, else of
+    the nearest folder above that has any (a new `AddModules/` follows `ultralytics/nn/`). "\n" where none says."""
+    folder = (root / rel).parent
+    while True:
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.suffix in TEXT_SUFFIXES and path.is_file():
+                    found = newline_of(path.read_bytes()[:65536])
+                    if found:
+                        return found
+        if folder == root or root not in folder.parents:
+            return "\n"
+        folder = folder.parent
 
 
 def encode(text: str, encoding: str) -> bytes:

@@ -15,7 +15,6 @@ killed run is simply taken.
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from patcher import records
+from patcher import locking, records
 from patcher.errors import REASONS, UltrapatchError, WriteFailed
 from patcher.planner import TEMP_SUFFIX, crash_point, replace, stage, start_write_points, write_atomic, write_point
 
@@ -313,40 +312,14 @@ def _holder(lock: Path) -> dict:
     return holder if isinstance(holder, dict) else {}
 
 
-def _take(lock: Path) -> int | None:
-    """An open descriptor of `lock` holding its flock, or None while another process holds it.
-
-    The holder removes the file when it is done (a full revert leaves no `.ultrapatch/` behind), so a process may
-    wait on a file that is then unlinked: after taking the flock it checks that the path still names the file it
-    locked, and starts over when not."""
-    while True:
-        try:
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except (FileNotFoundError, FileExistsError):  # the holder removed the folder as we made or opened it
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock))
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)  # locked a file its holder had already removed: try the new one
-
-
 @contextmanager
 def locked(root: Path, command: str) -> Iterator[None]:
-    """Hold `.ultrapatch/lock` (an flock, which the OS releases when a holder dies) for the duration; another live
-    holder is bad input (exit 2)."""
+    """Hold `.ultrapatch/lock` (`patcher.locking`: released by the OS when a holder dies) for the duration; another
+    live holder is bad input (exit 2)."""
     lock = lock_path(root)
     start_write_points()
     try:
-        fd = _take(lock)
+        fd = locking.take(lock)
     except OSError as exc:
         raise WriteFailed(lock.relative_to(root).as_posix(), exc) from None
     if fd is None:
@@ -363,12 +336,10 @@ def locked(root: Path, command: str) -> Iterator[None]:
             _remove_temporaries(root / records.STATE_DIR / name)
         yield
     finally:
+        locking.release(lock, fd)
         try:
-            lock.unlink(missing_ok=True)  # still holding the flock: a waiter then sees the path is gone
             state_dir = root / records.STATE_DIR
             if state_dir.is_dir() and not any(state_dir.iterdir()):
                 state_dir.rmdir()
         except OSError:  # another process created its lock in the folder meanwhile: the folder stays
             pass
-        finally:
-            os.close(fd)

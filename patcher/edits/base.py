@@ -160,6 +160,7 @@ class Workspace:
         self._originals: dict[str, str | None] = {}
         self.raw: dict[str, bytes | None] = {}  # each file's bytes as read
         self.encodings: dict[str, str] = {}  # each file's encoding, to write it back in
+        self.newlines: dict[str, str] = {}  # each file's line ending ("\r\n" in a Windows checkout), to write it back in
 
     def read(self, rel: str) -> str | None:
         """The current text of `rel` (a repository-relative path with forward slashes), or None if it is absent."""
@@ -169,16 +170,20 @@ class Workspace:
             text = None
             if data is not None:
                 text, self.encodings[rel] = textio.decode(rel, data)
+                self.newlines[rel] = textio.newline_of(data)
+                text = text.replace("\r\n", "\n") if self.newlines[rel] == "\r\n" else text  # edits see "\n" only
             self.raw[rel] = data
             self._texts[rel] = self._originals[rel] = text
         current = self._texts[rel]
         return current.code if isinstance(current, Edited) else current
 
     def encoded(self, rel: str) -> bytes:
-        """The current text of `rel` in the file's own encoding (UTF-8 for a new file)."""
+        """The current text of `rel` in the file's own encoding and line endings (for a new file: UTF-8, and the line
+        endings of the files beside it, so a Windows checkout's new files have CRLF like the others)."""
         text = self.read(rel)
         assert text is not None
-        return textio.encode(text, self.encodings.get(rel, "utf-8"))
+        newline = self.newlines.get(rel) or textio.folder_newline(self.root, rel)
+        return textio.encode(text.replace("\n", "\r\n") if newline == "\r\n" else text, self.encodings.get(rel, "utf-8"))
 
     def write(self, rel: str, text: str) -> None:
         """Replace the text of `rel` (an edited libcst tree goes through `edit`)."""

@@ -136,7 +136,8 @@ def variants_note(tree: Tree, specs: list[ModelSpec]) -> str | None:
 
 def check_python(python: str) -> str:
     """The interpreter to run the checks with: an existing executable, else bad input."""
-    found = shutil.which(python) if os.sep not in python else (python if os.access(python, os.X_OK) else None)
+    is_path = os.sep in python or bool(os.altsep and os.altsep in python)  # Windows takes / as well as \\
+    found = (python if os.access(python, os.X_OK) else None) if is_path else shutil.which(python)
     if not found or not Path(found).is_file():
         raise UltrapatchError(f"--python {python}: no such interpreter; give the python of the environment you train with.")
     return found

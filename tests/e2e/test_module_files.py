@@ -253,5 +253,9 @@ def test_a_c3k2_subclass_gets_c3k2s_own_rule(release_tree, tmp_path, version):
     assert "BLOCK C3k2SE C3k" in done.stdout, done.stderr[-3000:]  # C3k blocks at scale m: the rule reached it
     report = verify_json(tree, "--model", "yolo11*-c3k2se*")
     assert report["models"][0]["ok"] and report["models"][0]["checks"]["scales"]["reason"] == "s, m build and run too"
+    best = train_one_epoch(tree, tmp_path, "yolo11n-c3k2se.yaml")
+    loads = LOADS.replace("type(model.model[10]).__name__, type(model.model[7]).__name__", "type(model.model[8]).__name__")
+    done = subprocess.run([sys.executable, "-c", loads, str(best)], capture_output=True, text=True, env=fork_env(tree, tmp_path), cwd=tmp_path)
+    assert "LOADED C3k2SE" in done.stdout, done.stderr[-3000:]  # the trained checkpoint, in a fresh process
     assert invoke("revert", str(tree)).exit_code == 0
     assert tree_digest(tree) == pristine

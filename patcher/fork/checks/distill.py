@@ -38,11 +38,30 @@ class Distill(Check):
         the family's stock model as the teacher, then the other way round, the fork's DistillationModel builds and
         gives a finite loss and gradients."""
         distill = importlib.import_module("ultralytics.nn.distill_model")
-        torch, spec = session.torch, ctx.spec
+        spec = ctx.spec
         patched = deepcopy(ctx.model)
         stock = session.build_stock(spec).model
-        batch = session.to_device(synthetic_batch(torch, "detect", TRAIN_SIZE))
-        for role, student, teacher in (("student", patched, stock), ("teacher", deepcopy(stock), deepcopy(patched))):
+        layers = distill.DistillationModel.get_distill_layers
+        if not _pairs_by_level(distill) and layers(patched) != layers(stock):
+            return self.with_itself(ctx, session, distill, patched, layers(patched), layers(stock))
+        self.distil(session, distill, (("student", patched, stock), ("teacher", deepcopy(stock), deepcopy(patched))))
+        return "as the student and as the teacher of the stock model"
+
+    def with_itself(self, ctx: ModelContext, session, distill, patched, own: list[int], stock: list[int]) -> str:
+        """A release whose DistillationModel hooks the teacher at the student's own layer indices: a teacher of
+        another layout cannot be paired there (for stock models either), so the model is distilled from a copy."""
+        self.distil(session, distill, (("student", patched, deepcopy(ctx.model)),))
+        return (
+            f"as the student of a copy of itself: this release hooks the teacher at the student's layer indices, and "
+            f"the stock {ctx.spec['stock']} reads layers {stock[:-1]} where this model reads {own[:-1]}; a stock "
+            f"teacher needs a release that pairs them by level (8.4.190 does)"
+        )
+
+    @staticmethod
+    def distil(session, distill, pairs) -> None:
+        """Each (role, student, teacher): the fork's DistillationModel builds, and gives a finite loss and gradients."""
+        batch = session.to_device(synthetic_batch(session.torch, "detect", TRAIN_SIZE))
+        for role, student, teacher in pairs:
             for m in (student, teacher):
                 session.prepare_training(m)
                 m.args.imgsz = DISTILL_SIZE
@@ -59,4 +78,11 @@ class Distill(Check):
             missing = [n for n, p in pair.student_model.named_parameters() if p.requires_grad and p.grad is None]
             if len(missing) == len(trainable):
                 raise Finding(f"as the {role}: no student parameter receives a gradient")
-        return "as the student and as the teacher of the stock model"
+
+
+def _pairs_by_level(distill) -> bool:
+    """Whether the release's DistillationModel finds the teacher's layers on its own (`teacher_feats_idx`), rather
+    than hooking the teacher at the student's indices (8.4.1xx releases before it)."""
+    import inspect
+
+    return "teacher_feats_idx" in inspect.getsource(distill.DistillationModel)
