@@ -7,9 +7,9 @@ written atomically before the first file is touched. A run that finds a journal 
 idempotent), unless a file holds neither its before nor its after bytes: someone changed it since, and ultrapatch
 stops rather than overwrite that.
 
-One run at a time: the process working on the tree holds an flock on `.ultrapatch/lock` (and writes its pid there
-for the message a second run gets: exit 2). The OS releases the flock when a process dies, so a lock left by a
-killed run is simply taken.
+One run at a time: the process working on the tree holds a lock on `.git/ultrapatch.lock` (`.ultrapatch/lock` outside
+git; `patcher/locking.py`: flock, msvcrt on Windows) and writes its pid there for the message a second run gets
+(exit 2). The OS releases the lock when a process dies, so a lock left by a killed run is simply taken.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""The README's console examples are real output: each block marked `<!-- test: SESSION ... -->` is run again, in
-order, and compared with what the README shows, so a stale transcript fails the suite.
+"""The README's console examples, and those of its reference pages in docs/, are real output: each block marked
+`<!-- test: SESSION ... -->` is run again, in order, and compared with what the page shows, so a stale transcript
+fails the suite.
 
-A marker names a session (blocks of one session share a folder, in README order) and, on the session's first block,
+A marker names a session (blocks of one session share a folder, in page order; sessions are per page) and, on the
+session's first block,
 what to set up, hidden from the reader: `<!-- test: main | cp -r "$TREES/8.4.190" ultralytics -->` runs the part after
 `|` with bash in a new folder, where `$TREES` holds the cached pristine releases and `ultrapatch` is this checkout's.
 In the README, a line `...` stands for any number of lines; the session's folder reads as `/tmp/readme`, and a
@@ -32,28 +34,40 @@ class Block:
     session: str
     setup: str | None
     line: int
+    page: str = "README.md"
     steps: list[tuple[str, list[str]]] = field(default_factory=list)  # (command, the output the README shows)
+
+
+def pages() -> list[Path]:
+    """The README and every page of docs/ (the Chinese ones too)."""
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), *sorted(REPO.glob("README.*.md"))]
+
+
+def page_name(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
 
 
 def blocks(path: Path = REPO / "README.md") -> list[Block]:
     text = path.read_text(encoding="utf-8")
     found = []
     for match in MARKER.finditer(text):
-        block = Block(match[1], match[2], text.count("\n", 0, match.start()) + 1)
+        block = Block(match[1], match[2], text.count("\n", 0, match.start()) + 1, page=page_name(path))
         for line in match[3].splitlines():
             if line.startswith("$ "):
                 block.steps.append((line[2:], []))
             else:
-                assert block.steps, f"README line {block.line}: output before any command"
+                assert block.steps, f"{block.page} line {block.line}: output before any command"
                 block.steps[-1][1].append(line)
         found.append(block)
     return found
 
 
 def sessions() -> dict[str, list[Block]]:
+    """'page:session' -> its blocks, in page order."""
     grouped: dict[str, list[Block]] = {}
-    for block in blocks():
-        grouped.setdefault(block.session, []).append(block)
+    for path in pages():
+        for block in blocks(path):
+            grouped.setdefault(f"{block.page}:{block.session}", []).append(block)
     return grouped
 
 
@@ -97,9 +111,9 @@ def environment(folder: Path) -> dict[str, str]:
 def test_every_block_is_marked_and_parsed():
     """The commands the README shows, outside the marked blocks, are those that need a trained model, a GPU, timm's
     download, or minutes: the marked ones are the cheap ones the issue names."""
-    found = sessions()
-    assert {"fetch", "main", "old", "upgrade", "status", "list", "refused", "timm", "own", "module"} <= found.keys(), found.keys()
-    commands = [command for group in found.values() for block in group for command, _ in block.steps]
+    found = {key.partition(":")[2] for key in sessions()}
+    assert {"start", "fetch", "main", "old", "upgrade", "status", "list", "refused", "timm", "own", "module"} <= found, found
+    commands = [command for group in sessions().values() for block in group for command, _ in block.steps]
     for wanted in ("ultrapatch fetch", "ultrapatch apply", "ultrapatch revert", "ultrapatch status", "ultrapatch list"):
         assert any(command.startswith(wanted) for command in commands), wanted
 
@@ -119,5 +133,5 @@ def test_the_readme_shows_real_output(tmp_path, session):
                 continue
             actual, status = run(command, folder, env, status)
             assert matches(shown, actual), (
-                f"README line {block.line}, `$ {command}` shows:\n" + "\n".join(shown) + "\nbut prints:\n" + "\n".join(actual)
+                f"{block.page} line {block.line}, `$ {command}` shows:\n" + "\n".join(shown) + "\nbut prints:\n" + "\n".join(actual)
             )
