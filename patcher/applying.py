@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from patcher import gitops
 from patcher import records
 from patcher.errors import EditFailed
+from patcher.i18n import _
+EditFailed
 from patcher.backbones import Backbone, backbone_order, select_backbones
 from patcher.edits import EDITS
 from patcher.edits.addmodules import INIT
@@ -180,12 +182,14 @@ def take_upgrade(tree: Tree, record: records.State) -> list[str]:
 def refuse(planned: ApplyPlan) -> None:
     """EditFailed, before anything is written, when an edit failed or a merge of the user's changes conflicts."""
     if not planned.plan.ok:
-        raise EditFailed(f"{len(planned.plan.failed)} edit(s) could not be made; nothing was written.")
+        raise EditFailed(_("{count} edit(s) could not be made; nothing was written.").format(count=len(planned.plan.failed)))
     if planned.conflicts:
         regions = "; ".join(f"{rel} ({', '.join(where)})" for rel, where in planned.conflicts.items())
         raise EditFailed(
-            f"your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Move or commit your changes "
-            f"there (`git diff` shows them), or revert ultrapatch first, then apply again."
+            _(
+                "your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Move or commit your changes "
+                "there (`git diff` shows them), or revert ultrapatch first, then apply again."
+            ).format(regions=regions)
         )
 
 
@@ -193,14 +197,16 @@ def notes(tree: Tree, planned: ApplyPlan) -> list[str]:
     """What apply says of the files it is about to write that held something of the user's, or lost something of its
     own."""
     said = [
-        f"note: {rel} had uncommitted changes: they are kept (ultrapatch edited the file as it was)"
+        _("note: {file} had uncommitted changes: they are kept (ultrapatch edited the file as it was)").format(file=rel)
         for rel in gitops.uncommitted(tree.root, sorted(planned.writes))
         if rel in planned.fresh
     ]
     for rel in planned.restored:
-        what = "was deleted" if planned.current.get(rel, b"") is None else "had lost some of ultrapatch's edits"
-        said.append(f"note: {rel} {what} since apply: put back")
-    said += [f"note: {rel} has changes of yours: they are kept, merged with ultrapatch's new edits" for rel in planned.merged]
+        if planned.current.get(rel, b"") is None:
+            said.append(_("note: {file} was deleted since apply: put back").format(file=rel))
+        else:
+            said.append(_("note: {file} had lost some of ultrapatch's edits since apply: put back").format(file=rel))
+    said += [_("note: {file} has changes of yours: they are kept, merged with ultrapatch's new edits").format(file=rel) for rel in planned.merged]
     return said
 
 

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 from patcher.tree import Version
 
 ADDMODULES_DIR = "ultralytics/nn/AddModules"
@@ -232,7 +233,7 @@ class TimmModel(Backbone):
         """As for any backbone, except where Ultralytics ships a YAML of the same name (its own TorchVision or
         ResNet classifiers): there the file is `<family>-timm_NAME.yaml`, so that neither hides the other."""
         result = []
-        for template, variant, _ in super().yamls(release):
+        for template, variant, _path in super().yamls(release):
             if f"{template.stem}-{variant}" in STOCK_STEMS:
                 variant = f"timm_{variant}"
             result.append((template, variant, template.installed_path(variant)))
@@ -259,8 +260,10 @@ def module_backbones(files) -> list[ModuleBackbone]:
 def timm_backbone(model: str) -> TimmModel:
     if not TIMM_NAME.match(model):
         raise UltrapatchError(
-            f"{TIMM_PREFIX}{model!r} is not a timm model name: lower-case letters, digits and _ (with an optional "
-            f"'.tag'), e.g. {TIMM_PREFIX}resnet18; `python -c \"import timm; print(timm.list_models('*net*'))\"` lists them."
+            _(
+                "{name} is not a timm model name: lower-case letters, digits and _ (with an optional '.tag'), e.g. "
+                "timm:resnet18; `{command}` lists them."
+            ).format(name=TIMM_PREFIX + repr(model), command="python -c \"import timm; print(timm.list_models('*net*'))\"")
         )
     return TimmModel(
         name=f"{TIMM_PREFIX}{model}",
@@ -278,8 +281,9 @@ def backbone_named(name: str) -> Backbone:
     if key.lower() in BACKBONES:
         return BACKBONES[key.lower()]
     raise UltrapatchError(
-        f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}, 'all', or timm:NAME for a timm model "
-        f"(`ultrapatch list` shows them)."
+        _("unknown backbone {name}; choose from {names}, 'all', or timm:NAME for a timm model (`ultrapatch list` shows them).").format(
+            name=repr(name), names=", ".join(BACKBONES)
+        )
     )
 
 

@@ -21,6 +21,8 @@ from patcher import NEWEST_TESTED_RELEASE, __version__
 from patcher.backbones import Backbone, check_timm_models, select_backbones
 from patcher.edits.base import Status
 from patcher.errors import EXIT_EDIT_FAILED, EXIT_INTERNAL
+from patcher import i18n
+from patcher.i18n import _
 from patcher import records
 from patcher import gitops, transaction
 from patcher import applying, user_yamls
@@ -36,15 +38,20 @@ PYTHON_OPT = click.option(
 
 
 def _header(tree: Tree, backbones: tuple[Backbone, ...] = ()) -> str:
-    names = f" (backbones: {', '.join(b.name for b in backbones)})" if backbones else ""
-    return f"Ultralytics {tree.release_text} at {tree.root}{names}"
+    if backbones:
+        return _("Ultralytics {release} at {root} (backbones: {names})").format(
+            release=tree.release_text, root=tree.root, names=", ".join(b.name for b in backbones)
+        )
+    return _("Ultralytics {release} at {root}").format(release=tree.release_text, root=tree.root)
 
 
 def _warn_if_untested(tree: Tree) -> None:
     if tree.is_newer_than_tested:
         click.echo(
-            f"warning: Ultralytics {tree.release_text} is newer than {NEWEST_TESTED_RELEASE}, the newest release "
-            f"ultrapatch is tested on; every edit still checks its own anchors.",
+            _(
+                "warning: Ultralytics {release} is newer than {newest}, the newest release ultrapatch is tested on; "
+                "every edit still checks its own anchors."
+            ).format(release=tree.release_text, newest=NEWEST_TESTED_RELEASE),
             err=True,
         )
 
@@ -54,9 +61,9 @@ def _echo_reports(plan: Plan, err: bool) -> None:
     for r in plan.reports:
         details = [r.detail] if r.detail and r.status is Status.NOT_IN_RELEASE else list(r.kept)
         detail = f" ({'; '.join(details)})" if details else ""
-        click.echo(f"  {r.edit.name:<{width}}  {r.status.value}{detail}", err=err)
+        click.echo(f"  {r.edit.name:<{width}}  {r.status.shown}{detail}", err=err)
     for r in plan.failed:
-        click.echo(f"error: {r.edit.name}: {r.detail}", err=True)
+        click.echo(_("error: {edit}: {detail}").format(edit=r.edit.name, detail=r.detail), err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,12 +90,14 @@ def fetch(dest: Path, version: str) -> None:
     version = exact_release(version)
     if parse_version(version) < OLDEST_SUPPORTED:
         click.echo(
-            f"note: Ultralytics {version} is older than {format_version(OLDEST_SUPPORTED)}, the oldest release "
-            f"ultrapatch applies to: fetching it anyway, but apply will refuse it.",
+            _(
+                "note: Ultralytics {version} is older than {oldest}, the oldest release ultrapatch applies to: "
+                "fetching it anyway, but apply will refuse it."
+            ).format(version=version, oldest=format_version(OLDEST_SUPPORTED)),
             err=True,
         )
     commit = fetch_release(dest, version)
-    click.echo(f"fetched Ultralytics {version} into {dest} (git commit {commit[:10]})")
+    click.echo(_("fetched Ultralytics {version} into {dest} (git commit {commit})").format(version=version, dest=dest, commit=commit[:10]))
 
 
 @cli.command()
@@ -110,13 +119,15 @@ def apply(
     """Make every tutorial edit on the Ultralytics tree at PATH, idempotently and all or nothing."""
     if not backbone_names and not yaml_files and not module_specs:
         raise click.UsageError(
-            "give a backbone to install (--backbone NAME), a module file of yours (--module FILE.py) or a model YAML of "
-            "yours (--yaml FILE)."
+            _(
+                "give a backbone to install (--backbone NAME), a module file of yours (--module FILE.py) or a model "
+                "YAML of yours (--yaml FILE)."
+            )
         )
     if dry_run and check:
-        raise click.UsageError("--dry-run prints the diff and --check only answers whether there is one: give one of them.")
+        raise click.UsageError(_("--dry-run prints the diff and --check only answers whether there is one: give one of them."))
     if (then_verify or commit) and (dry_run or check):
-        raise click.UsageError("--verify and --commit act on an apply that writes; leave out --dry-run and --check.")
+        raise click.UsageError(_("--verify and --commit act on an apply that writes; leave out --dry-run and --check."))
     backbones = select_backbones(backbone_names)
     tree = find_tree(path)
     tree.refuse_if_compromised()
@@ -144,10 +155,13 @@ def apply(
         if show_diff:
             click.echo(planned.diff(), nl=False)
         files, plan = len(planned.writes), planned.plan
-        counts = ", ".join(f"{plan.count(s)} {s.value}" for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE))
-        click.echo(f"{counts}; wrote {files} file(s)" if files else f"{counts}; nothing to change")
+        counts = _(", ").join(
+            _("{count} {state}").format(count=plan.count(s), state=s.shown) for s in (Status.APPLIED, Status.ALREADY, Status.NOT_IN_RELEASE)
+        )
+        click.echo(_("{counts}; wrote {files} file(s)").format(counts=counts, files=files) if files else _("{counts}; nothing to change").format(counts=counts))
         if commit and files:
-            click.echo(f"committed {files} file(s) as {applying.commit(tree, planned, backbones)[:10]}")
+            sha = applying.commit(tree, planned, backbones)[:10]
+            click.echo(_("committed {files} file(s) as {sha}").format(files=files, sha=sha))
     if then_verify:
         _verify_applied(tree, backbones, yamls)
 
@@ -162,7 +176,7 @@ def _apply_without_writing(tree: Tree, planned: ApplyPlan, asked: list, backbone
     files = len(planned.writes)
     if show:
         click.echo(planned.diff(), nl=False)
-    click.echo(f"would change {files} file(s)" if files else "nothing to change", err=True)
+    click.echo(_("would change {files} file(s)").format(files=files) if files else _("nothing to change"), err=True)
     if check and files:
         sys.exit(EXIT_EDIT_FAILED)
 
@@ -222,7 +236,7 @@ def _note_pending(tree: Tree) -> None:
     """A dry run leaves an interrupted run as it is, and says so."""
     interrupted = transaction.pending(tree.root)
     if interrupted:
-        click.echo(f"note: an interrupted {interrupted} will be completed by the next apply or revert", err=True)
+        click.echo(_("note: an interrupted {operation} will be completed by the next apply or revert").format(operation=interrupted), err=True)
 
 
 def _echo_recovered(tree: Tree) -> str | None:
@@ -230,7 +244,7 @@ def _echo_recovered(tree: Tree) -> str | None:
     done = transaction.recover(tree.root)
     if done is None:
         return None
-    click.echo(f"note: completed an interrupted {done.operation} ({len(done.writes)} file(s))")
+    click.echo(_("note: completed an interrupted {operation} ({files} file(s))").format(operation=done.operation, files=len(done.writes)))
     return done.operation
 
 
@@ -252,11 +266,11 @@ def revert(path: Path, backbone_names: tuple[str, ...], module_names: tuple[str,
             click.echo(line, err=True)
         click.echo(plan.diff(), nl=False)
         for rel, where in plan.conflicts.items():
-            click.echo(f"conflict: {rel}: {', '.join(where)}", err=True)
+            click.echo(_("conflict: {file}: {where}").format(file=rel, where=", ".join(where)), err=True)
         return
     with transaction.locked(tree.root, "revert"):
         if _echo_recovered(tree) == "revert" and records.load(tree.root) is None:
-            click.echo(f"Ultralytics {tree.release_text} at {tree.root}: reverted everything")
+            click.echo(_("Ultralytics {release} at {root}: reverted everything").format(release=tree.release_text, root=tree.root))
             return
         plan = reverting.plan_revert(tree, backbone_names, tuple(n.removesuffix(".py") for n in module_names))
         for line in reverting.notes(plan):
@@ -265,14 +279,18 @@ def revert(path: Path, backbone_names: tuple[str, ...], module_names: tuple[str,
             click.echo(line, err=True)
         backups = reverting.write_revert(tree, plan, force)
         for backup in backups:
-            click.echo(f"saved your version as {backup}")
+            click.echo(_("saved your version as {file}").format(file=backup))
         for line in reverting.uncommitted_notes(tree, plan):
             click.echo(line)
-        what = f"took out {', '.join(plan.removed)}" if plan.record is not None else "reverted everything"
-        click.echo(f"Ultralytics {tree.release_text} at {tree.root}: {what}; wrote {len(reverting.touched(plan))} file(s)")
+        files = len(reverting.touched(plan))
+        if plan.record is not None:
+            said = _("Ultralytics {release} at {root}: took out {names}; wrote {files} file(s)")
+        else:
+            said = _("Ultralytics {release} at {root}: reverted everything; wrote {files} file(s)")
+        click.echo(said.format(release=tree.release_text, root=tree.root, names=", ".join(plan.removed), files=files))
         sha = reverting.commit(tree, plan, backups)
         if sha:
-            click.echo(f"committed the reverse change as {sha[:10]}")
+            click.echo(_("committed the reverse change as {sha}").format(sha=sha[:10]))
 
 
 def _verify(
@@ -326,9 +344,9 @@ def verify(
     from patcher.verify.own import own_specs
 
     if device != "cpu" and not device.isdigit():
-        raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
+        raise click.BadParameter(_("{device}: give cpu or a CUDA device index such as 0.").format(device=repr(device)), param_hint="--device")
     if against and not yaml_files:
-        raise click.UsageError("--against names the stock model your --yaml files are compared with: give --yaml FILE too.")
+        raise click.UsageError(_("--against names the stock model your --yaml files are compared with: give --yaml FILE too."))
     tree = find_tree(path)
     tree.refuse_if_compromised()
     own, notes = own_specs(tree, yaml_files, against)
@@ -363,9 +381,9 @@ def bench(
     from patcher import verify as verifier
 
     if device != "cpu" and not device.isdigit():
-        raise click.BadParameter(f"{device!r}: give cpu or a CUDA device index such as 0.", param_hint="--device")
+        raise click.BadParameter(_("{device}: give cpu or a CUDA device index such as 0.").format(device=repr(device)), param_hint="--device")
     if half and device == "cpu":
-        raise click.UsageError("--half times fp16 on a GPU; give --device 0 (on the CPU, fp32 is what runs).")
+        raise click.UsageError(_("--half times fp16 on a GPU; give --device 0 (on the CPU, fp32 is what runs)."))
     batches = benching.parse_batches(batch_text)
     benching.check_plot_path(plot)
     tree = find_tree(path)
@@ -422,10 +440,13 @@ def status(path: Path, as_json: bool, yamls: bool) -> None:
         if as_json or found:
             click.echo(json.dumps(found, indent=2) if as_json else format_yamls(found))
         else:
-            click.echo(f"no model YAML of ultrapatch's is installed in {tree.root}", err=True)
+            click.echo(_("no model YAML of ultrapatch's is installed in {root}").format(root=tree.root), err=True)
         return
-    report = tree_status(tree)
-    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+    if as_json:
+        with i18n.english():  # the values programs read (a backbone's detail, a file's state) stay English
+            click.echo(json.dumps(tree_status(tree), indent=2))
+        return
+    click.echo(format_status(tree_status(tree)))
 
 
 def main() -> None:
@@ -475,7 +496,7 @@ def _main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("Aborted!", err=True)
+        click.echo(_("Aborted!"), err=True)
         sys.exit(1)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
@@ -487,5 +508,5 @@ def _main() -> None:
         os.close(fd)
         log = Path(name)
         log.write_text(traceback.format_exc(), encoding="utf-8")
-        click.echo(f"ultrapatch: internal error: {sys.exc_info()[1]!r}. Please report it with {log}.", err=True)
+        click.echo(_("ultrapatch: internal error: {error}. Please report it with {log}.").format(error=repr(sys.exc_info()[1]), log=log), err=True)
         sys.exit(EXIT_INTERNAL)

@@ -10,6 +10,8 @@ import errno
 
 import click
 
+from patcher.i18n import N_, _
+
 EXIT_OK = 0
 EXIT_EDIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -31,12 +33,12 @@ class EditFailed(UltrapatchError):
     exit_code = EXIT_EDIT_FAILED
 
 
-REASONS = {
-    errno.EACCES: "permission denied (the file or its folder is not writable for you: `ls -l`)",
-    errno.EPERM: "operation not permitted (the file or its folder may be immutable: `lsattr` shows an i)",
-    errno.EROFS: "the file system is read-only",
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "your disk quota is used up",
+REASONS = {  # errno -> why, marked for translation (EDQUOT: not on Windows)
+    errno.EACCES: N_("permission denied (the file or its folder is not writable for you: `ls -l`)"),
+    errno.EPERM: N_("operation not permitted (the file or its folder may be immutable: `lsattr` shows an i)"),
+    errno.EROFS: N_("the file system is read-only"),
+    errno.ENOSPC: N_("no space left on the device"),
+    getattr(errno, "EDQUOT", -2): N_("your disk quota is used up"),
 }
 
 
@@ -44,8 +46,11 @@ class WriteFailed(UltrapatchError):
     """A file could not be written; everything this run wrote was undone: exit 2."""
 
     def __init__(self, what: str, exc: OSError | None = None, reason: str = ""):
-        reason = reason or REASONS.get(exc.errno if exc else -1, f"{exc.strerror if exc else 'failed'}")
+        code = exc.errno if exc else -1
+        reason = reason or (_(REASONS[code]) if code in REASONS else exc.strerror if exc else _("failed"))
         super().__init__(
-            f"could not write {what}: {reason}. Nothing was changed: the tree is as it was before this command. "
-            f"Make it writable (`chmod u+w`, `chattr -i`) or free some space, then run the command again."
+            _(
+                "could not write {what}: {reason}. Nothing was changed: the tree is as it was before this command. "
+                "Make it writable (`chmod u+w`, `chattr -i`) or free some space, then run the command again."
+            ).format(what=what, reason=reason)
         )

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 from patcher.tree import compromised_notice, format_version, parse_version
 
 CACHE_ENV = "ULTRAPATCH_SDIST_CACHE"
@@ -36,13 +37,15 @@ def download_sdist(version: str, into: Path) -> Path:
         output = result.stderr + result.stdout
         if "from versions: none" in output:  # pip saw no release of Ultralytics at all: it reached no index
             raise UltrapatchError(
-                f"could not reach PyPI to download Ultralytics {version}: pip found no releases at all. "
-                f"Check the network, or pip's index settings (pip config list)."
+                _(
+                    "could not reach PyPI to download Ultralytics {version}: pip found no releases at all. Check the "
+                    "network, or pip's index settings (pip config list)."
+                ).format(version=version)
             )
         if "No matching distribution" in output:
-            raise UltrapatchError(f"PyPI has no Ultralytics {version} source release. Check the version number.")
+            raise UltrapatchError(_("PyPI has no Ultralytics {version} source release. Check the version number.").format(version=version))
         errors = [line for line in output.splitlines() if line.startswith("ERROR")] or output.splitlines()[-1:]
-        raise UltrapatchError(f"could not download Ultralytics {version} from PyPI: {' '.join(errors)[:500]}")
+        raise UltrapatchError(_("could not download Ultralytics {version} from PyPI: {errors}").format(version=version, errors=" ".join(errors)[:500]))
     return found
 
 
@@ -67,7 +70,7 @@ def unpack(sdist: Path, dest: Path) -> None:
         archive.extractall(tmp, **kwargs)
         tops = list(Path(tmp).iterdir())
         if len(tops) != 1 or not (tops[0] / "ultralytics" / "__init__.py").is_file():
-            raise UltrapatchError(f"{sdist.name} is not an Ultralytics source release (no ultralytics/ package inside).")
+            raise UltrapatchError(_("{file} is not an Ultralytics source release (no ultralytics/ package inside).").format(file=sdist.name))
         tops[0].rename(dest)
 
 
@@ -104,7 +107,7 @@ def exact_release(version: str) -> str:
     try:
         parts = parse_version(version)
     except ValueError:
-        raise UltrapatchError(f"{version!r} is not a release number such as 8.3.40.") from None
+        raise UltrapatchError(_("{version} is not a release number such as 8.3.40.").format(version=repr(version))) from None
     return format_version((*parts, 0, 0)[:3]) if len(parts) < 3 else version
 
 
@@ -115,9 +118,9 @@ def fetch(dest: Path, version: str) -> str:
     if notice:
         raise UltrapatchError(notice)
     if dest.exists():
-        raise UltrapatchError(f"{dest} already exists. fetch makes a new folder: give a path that does not exist yet.")
+        raise UltrapatchError(_("{dest} already exists. fetch makes a new folder: give a path that does not exist yet.").format(dest=dest))
     if not dest.parent.is_dir():
-        raise UltrapatchError(f"{dest.parent} does not exist. Create it first, or give another path.")
+        raise UltrapatchError(_("{folder} does not exist. Create it first, or give another path.").format(folder=dest.parent))
     with tempfile.TemporaryDirectory() as scratch:
         unpack(cached_sdist(version, Path(scratch)), dest)
     return commit_all(dest, f"Ultralytics {version} (PyPI source release)")

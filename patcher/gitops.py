@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 
 if TYPE_CHECKING:  # GitPython takes ~30 ms to import: only the commands that run git import it
     import git
@@ -73,18 +74,20 @@ def check_can_commit(root: Path, rels: list[str]) -> None:
 
     repo = repository(root)
     if repo is None:
-        raise UltrapatchError(f"--commit needs a git repository, and {root} is not in one; apply without --commit.")
+        raise UltrapatchError(_("--commit needs a git repository, and {root} is not in one; apply without --commit.").format(root=root))
     try:
         repo.git.var("GIT_AUTHOR_IDENT")
     except git.GitCommandError as exc:
         raise UltrapatchError(
-            "--commit needs a git identity: set it with `git config user.name ...` and `git config user.email ...`."
+            _("--commit needs a git identity: set it with `git config user.name ...` and `git config user.email ...`.")
         ) from exc
     dirty = uncommitted(root, rels)
     if dirty:
         raise UltrapatchError(
-            f"--commit would also commit your uncommitted changes in {', '.join(dirty)}; commit or move them first, "
-            "or apply without --commit."
+            _(
+                "--commit would also commit your uncommitted changes in {files}; commit or move them first, or apply "
+                "without --commit."
+            ).format(files=", ".join(dirty))
         )
 
 

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 
 
 def merge(current: bytes, base: bytes, other: bytes) -> tuple[bytes, list[str]]:
@@ -24,9 +25,9 @@ def merge(current: bytes, base: bytes, other: bytes) -> tuple[bytes, list[str]]:
                 capture_output=True,
             )
         except FileNotFoundError as exc:
-            raise UltrapatchError("revert merges your changes with `git merge-file`, and git is not installed.") from exc
+            raise UltrapatchError(_("revert merges your changes with `git merge-file`, and git is not installed.")) from exc
     if done.returncode < 0 or done.returncode > 127:
-        raise UltrapatchError(f"git merge-file failed: {done.stderr.decode(errors='replace').strip()}")
+        raise UltrapatchError(_("git merge-file failed: {error}").format(error=done.stderr.decode(errors="replace").strip()))
     if done.returncode == 0:
         return done.stdout, []
     regions, start = [], None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from patcher import __version__
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 from patcher.planner import write_atomic
 
 BACKUP_SUFFIX = ".ultrapatch-backup"  # `revert --force` keeps a user's version of a file under <file> + this
@@ -156,11 +157,11 @@ def _unb64(text: str | None) -> bytes | None:
 
 
 def _damaged(where: str, what: str) -> str:
-    return (
-        f"{where} is damaged ({what}), so ultrapatch cannot tell its edits from yours. Restore the file from a backup "
-        f"if you have one; otherwise restore the tree with git (`git status`, then `git checkout -- FILE` for "
-        f"ultrapatch's files), delete {STATE_DIR}/ and apply again."
-    )
+    return _(
+        "{where} is damaged ({what}), so ultrapatch cannot tell its edits from yours. Restore the file from a backup if "
+        "you have one; otherwise restore the tree with git (`git status`, then `git checkout -- FILE` for ultrapatch's "
+        "files), delete {folder}/ and apply again."
+    ).format(where=where, what=what, folder=STATE_DIR)
 
 
 def load(root: Path) -> State | None:

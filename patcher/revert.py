@@ -23,6 +23,8 @@ from patcher import records
 from patcher.applying import disk, take_upgrade
 from patcher.backbones import ADDMODULES_DIR, select_backbones
 from patcher.errors import EditFailed, UltrapatchError
+from patcher.i18n import _
+EditFailed, UltrapatchError
 from patcher.merge import merge
 from patcher.planner import edited_originals
 from patcher import gitops
@@ -45,20 +47,26 @@ class RevertPlan(WritePlan):
 def plan_revert(tree: Tree, backbone_names: tuple[str, ...] = (), module_names: tuple[str, ...] = ()) -> RevertPlan:
     state = records.load(tree.root)
     if state is None:
-        raise UltrapatchError(f"nothing recorded in {tree.root / records.STATE_FILE}: ultrapatch has not applied anything here.")
+        raise UltrapatchError(
+            _("nothing recorded in {file}: ultrapatch has not applied anything here.").format(file=tree.root / records.STATE_FILE)
+        )
     unknown = [name for name in module_names if name not in state.modules]
     if unknown:
         raise UltrapatchError(
-            f"{', '.join(unknown)}: no module file of that name installed by ultrapatch here; the record lists "
-            f"{', '.join(sorted(state.modules)) or 'none'}."
+            _("{names}: no module file of that name installed by ultrapatch here; the record lists {listed}.").format(
+                names=", ".join(unknown), listed=", ".join(sorted(state.modules)) or _("none")
+            )
         )
     partial = bool(backbone_names or module_names)
     removed = [b.name for b in select_backbones(backbone_names)] if partial else list(state.backbones)
     missing = [name for name in removed if name not in state.backbones]
     if missing:
         raise UltrapatchError(
-            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed by ultrapatch here; the record "
-            f"lists {', '.join(state.backbones) or 'none'}."
+            (
+                _("{names} is not installed by ultrapatch here; the record lists {listed}.")
+                if len(missing) == 1
+                else _("{names} are not installed by ultrapatch here; the record lists {listed}.")
+            ).format(names=", ".join(missing), listed=", ".join(state.backbones) or _("none"))
         )
     take_upgrade(tree, state)  # an upgraded fork: its release's files are what revert gives back
     remaining = [name for name in state.backbones if name not in removed]
@@ -114,9 +122,11 @@ def write_revert(tree: Tree, plan: RevertPlan, force: bool) -> list[str]:
     if plan.conflicts and not force:
         regions = "; ".join(f"{rel} ({', '.join(where)})" for rel, where in plan.conflicts.items())
         raise EditFailed(
-            f"your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Resolve them (or commit or "
-            f"move your changes), or revert with --force to restore ultrapatch's originals and keep your versions as "
-            f"<file>{records.BACKUP_SUFFIX}."
+            _(
+                "your changes overlap ultrapatch's edits in: {regions}. Nothing was written. Resolve them (or commit or "
+                "move your changes), or revert with --force to restore ultrapatch's originals and keep your versions as "
+                "<file>{suffix}."
+            ).format(regions=regions, suffix=records.BACKUP_SUFFIX)
         )
     writes = dict(plan.writes)
     backups = []
@@ -151,8 +161,10 @@ def _unbuilt(tree: Tree, yamls: dict[str, str], classes: set[str]) -> list[str]:
         used = [name for name in parse(text, rel).modules() if name in classes]
         if used:
             said.append(
-                f"note: {rel} (yours) uses {', '.join(used)}, which this revert takes out: it will not build until "
-                f"`ultrapatch apply {shlex.quote(str(tree.root))} --module FILE.py` puts {'it' if len(used) == 1 else 'them'} back"
+                _(
+                    "note: {file} (yours) uses {names}, which this revert takes out: it will not build until `{command}` "
+                    "puts them back"
+                ).format(file=rel, names=", ".join(used), command=f"ultrapatch apply {shlex.quote(str(tree.root))} --module FILE.py")
             )
     return said
 
@@ -170,7 +182,7 @@ def uncommitted_notes(tree: Tree, plan: RevertPlan) -> list[str]:
     for rel in gitops.uncommitted(tree.root, [r for r in touched(plan) if (tree.root / r).exists()]):
         restored = plan.record is None and rel in plan.writes
         if rel in plan.merged or (restored and plan.writes[rel] != gitops.committed(tree.root, before_ultrapatch, rel)):
-            said.append(f"note: {rel} has uncommitted changes of yours; they are kept")
+            said.append(_("note: {file} has uncommitted changes of yours; they are kept").format(file=rel))
     return said
 
 
@@ -196,16 +208,24 @@ def stranded_notes(tree: Tree, plan: RevertPlan) -> list[str]:
     if not stranded:
         return []
     said = [
-        f"note: {len(stranded)} checkpoint(s) here hold classes of ultralytics/nn/AddModules/ that this revert takes "
-        f"out, and will not load without them:"
+        _(
+            "note: {count} checkpoint(s) here hold classes of ultralytics/nn/AddModules/ that this revert takes out, "
+            "and will not load without them:"
+        ).format(count=len(stranded))
     ]
     for rel, needs in stranded.items():
         timm = f" ({', '.join(f'timm:{n}' for n in needs.timm)})" if needs.timm else ""
         command = needs.command(tree.root)
-        said.append(f"  {rel} needs {', '.join(needs.modules)}{timm}" + (f"; it loads again after `{command}`" if command else ""))
+        needed = ", ".join(needs.modules) + timm
+        if command:
+            said.append(_("  {file} needs {needed}; it loads again after `{command}`").format(file=rel, needed=needed, command=command))
+        else:
+            said.append(_("  {file} needs {needed}").format(file=rel, needed=needed))
     said.append(
-        f"  To take out only some backbones, name the others with `revert -b`; to carry a checkpoint to a tree without "
-        f"its backbone, first `ultrapatch export-checkpoint CHECKPOINT OUT.pt --tree {shlex.quote(str(tree.root))}`."
+        _(
+            "  To take out only some backbones, name the others with `revert -b`; to carry a checkpoint to a tree "
+            "without its backbone, first `{command}`."
+        ).format(command=f"ultrapatch export-checkpoint CHECKPOINT OUT.pt --tree {shlex.quote(str(tree.root))}")
     )
     return said
 

@@ -16,14 +16,15 @@ from patcher import records
 from patcher.applying import _repaired, judged_texts, recorded_texts, take_upgrade
 from patcher.planner import Plan
 from patcher.planner import make_plan
+from patcher.i18n import N_, NC_, _, pgettext
 from patcher.transaction import pending
 from patcher.tree import Tree
 
 EDIT_STATE = {
-    Status.ALREADY: "applied",
-    Status.APPLIED: "not applied",
-    Status.NOT_IN_RELEASE: "not in this release",
-    Status.FAILED: "cannot apply",
+    Status.ALREADY: NC_("edit state", "applied"),
+    Status.APPLIED: NC_("edit state", "not applied"),
+    Status.NOT_IN_RELEASE: NC_("edit state", "not in this release"),
+    Status.FAILED: NC_("edit state", "cannot apply"),
 }
 
 
@@ -35,15 +36,16 @@ def backbone_state(
     edits = [e for e in EDITS if e.name in PER_BACKBONE]
     plan = make_plan(tree, edits, Context(tree.release, (backbone,), ours), overlay, texts=False)
     if plan.failed:
-        return "conflict", plan.failed[0].detail
+        return N_("conflict"), plan.failed[0].detail
     states = {r.status for r in plan.reports if r.status is not Status.NOT_IN_RELEASE}
     if states == {Status.ALREADY}:
         variants, yamls = len(backbone.variants), len(backbone.yamls(tree.release))
-        return "installed", f"{variants} variant{'s' * (variants != 1)}, {yamls} YAMLs"
+        said = _("{variants} variant, {yamls} YAMLs") if variants == 1 else _("{variants} variants, {yamls} YAMLs")
+        return N_("installed"), said.format(variants=variants, yamls=yamls)
     if states == {Status.APPLIED} and not recorded:
-        return "not installed", ""
+        return N_("not installed"), ""
     missing = [r.edit.name for r in plan.reports if r.status is Status.APPLIED]
-    return "partly installed", f"missing: {', '.join(missing)}"
+    return N_("partly installed"), _("missing: {names}").format(names=", ".join(missing))
 
 
 def tree_status(tree: Tree) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def tree_status(tree: Tree) -> dict[str, Any]:
     backbones = [
         (b, *backbone_state(tree, b, overlay, ours, b.name in named)) for b in (*BACKBONES.values(), *timm_models)
     ]
-    installed = tuple(b for b, state, _ in backbones if state in ("installed", "partly installed"))
+    installed = tuple(b for b, state, _detail in backbones if state in ("installed", "partly installed"))
     yamls = () if record is None else tuple(sorted(record.yamls.items()))
     modules = () if record is None else record.module_files()
     judged = installed or (() if yamls or modules else tuple(BACKBONES.values()))  # a tree of the user's files only
@@ -118,18 +120,18 @@ def file_states(
         if current == file_record.ours:
             continue
         if current is None:
-            state, apply, revert = "deleted", "puts it back", (
-                "has nothing to remove" if created else "refuses until the file is back (or --force restores it)")
+            state, apply, revert = N_("deleted"), N_("puts it back"), (
+                N_("has nothing to remove") if created else N_("refuses until the file is back (or --force restores it)"))
         elif rel in overlay:
-            state, apply, revert = "changed by you", "keeps your changes", "keeps the file (yours now)"
+            state, apply, revert = N_("changed by you"), N_("keeps your changes"), N_("keeps the file (yours now)")
         elif current == file_record.original:
-            state, apply, revert = "restored to its original", "puts ultrapatch's edits back", "has nothing to take out"
+            state, apply, revert = N_("restored to its original"), N_("puts ultrapatch's edits back"), N_("has nothing to take out")
         elif rel in lost:
             state, apply, revert = (
-                "changed by you, some of ultrapatch's edits taken out", "puts the missing edits back, keeps your changes",
-                "takes out the rest of ultrapatch's edits, keeps your changes")
+                N_("changed by you, some of ultrapatch's edits taken out"), N_("puts the missing edits back, keeps your changes"),
+                N_("takes out the rest of ultrapatch's edits, keeps your changes"))
         else:
-            state, apply, revert = "changed by you", "keeps your changes", "takes out ultrapatch's edits, keeps your changes"
+            state, apply, revert = N_("changed by you"), N_("keeps your changes"), N_("takes out ultrapatch's edits, keeps your changes")
         states.append({"path": rel, "state": state, "apply": apply, "revert": revert})
     return states
 
@@ -169,45 +171,53 @@ def installed_yamls(tree: Tree) -> list[dict[str, Any]]:
 def format_status(report: dict[str, Any]) -> str:
     """What `ultrapatch status` prints of `tree_status`'s report."""
     lines: list[str] = []
-    lines.append(f"Ultralytics {report['release']} at {report['root']}")
+    lines.append(_("Ultralytics {release} at {root}").format(release=report["release"], root=report["root"]))
     if report["compromised"]:
-        lines.append(f"warning: {report['compromised']}")
+        lines.append(_("warning: {what}").format(what=report["compromised"]))
     record = report["record"]
     if report["damaged_record"]:
-        lines.append(f"record: damaged: {report['damaged_record']}")
+        lines.append(_("record: damaged: {why}").format(why=report["damaged_record"]))
     elif record is None:
-        lines.append("record: none (ultrapatch has not applied anything here)")
+        lines.append(_("record: none (ultrapatch has not applied anything here)"))
     else:
-        commit = f", committed as {record['commit'][:10]}" if record["commit"] else ""
-        yours = f"; your YAMLs: {', '.join(p.rsplit('/', 1)[-1] for p in record['yamls'])}" if record["yamls"] else ""
-        if record["modules"]:
-            yours += "; your modules: " + ", ".join(
-                f"{file} ({', '.join(f'{c} {r}' for c, r in roles.items())})" for file, roles in record["modules"].items()
-            )
-        lines.append(
-            f"record: {', '.join(record['backbones']) or 'no backbone'}{yours}; {len(record['edited'])} file(s) edited, "
-            f"{len(record['created'])} created{commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)"
-        )
+        lines.append(_record_line(record))
     if record is not None and record["applied_on"] != report["release"]:
         lines.append(
-            f"upgraded: applied on Ultralytics {record['applied_on']}; this tree is now {report['release']}. "
-            f"`ultrapatch apply` re-applies the edits to it; `ultrapatch revert` gives back {report['release']}'s files."
+            _(
+                "upgraded: applied on Ultralytics {old}; this tree is now {new}. `ultrapatch apply` re-applies the "
+                "edits to it; `ultrapatch revert` gives back {new}'s files."
+            ).format(old=record["applied_on"], new=report["release"])
         )
     for file in report["files"]:
-        lines.append(f"file {file['path']}: {file['state']}; apply {file['apply']}; revert {file['revert']}")
+        lines.append(_("file {path}: {state}; apply {apply}; revert {revert}").format(
+            path=file["path"], state=_(file["state"]), apply=_(file["apply"]), revert=_(file["revert"])))  # fmt: skip
     if report["interrupted"]:
-        lines.append(f"interrupted: a {report['interrupted']} was killed; the next apply or revert completes it")
+        lines.append(_("interrupted: a {operation} was killed; the next apply or revert completes it").format(operation=report["interrupted"]))
     width = max(len(e["name"]) for e in report["edits"])
-    lines.append("edits:")
+    lines.append(_("edits:"))
     for edit in report["edits"]:
         detail = f" ({edit['detail']})" if edit["detail"] else ""
-        lines.append(f"  {edit['name']:<{width}}  {edit['state']}{detail}")
-    lines.append("backbones:")
+        lines.append(f"  {edit['name']:<{width}}  {pgettext('edit state', edit['state'])}{detail}")
+    lines.append(_("backbones:"))
     width = max(width, *(len(b["name"]) for b in report["backbones"]))
     for backbone in report["backbones"]:
         detail = f" ({backbone['detail']})" if backbone["detail"] else ""
-        lines.append(f"  {backbone['name']:<{width}}  {backbone['state']}{detail}")
+        lines.append(f"  {backbone['name']:<{width}}  {_(backbone['state'])}{detail}")
     return "\n".join(lines)
+
+
+def _record_line(record: dict[str, Any]) -> str:
+    """The status line that says what the record holds."""
+    parts = [", ".join(record["backbones"]) or _("no backbone")]
+    if record["yamls"]:
+        parts.append(_("your YAMLs: {names}").format(names=", ".join(p.rsplit("/", 1)[-1] for p in record["yamls"])))
+    if record["modules"]:
+        names = ", ".join(f"{file} ({', '.join(f'{c} {r}' for c, r in roles.items())})" for file, roles in record["modules"].items())
+        parts.append(_("your modules: {names}").format(names=names))
+    said = _("record: {what}; {edited} file(s) edited, {created} created (.ultrapatch/state.json; `ultrapatch revert` undoes it)")
+    if record["commit"]:
+        said = _("record: {what}; {edited} file(s) edited, {created} created, committed as {commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)")
+    return said.format(what="; ".join(parts), edited=len(record["edited"]), created=len(record["created"]), commit=(record["commit"] or "")[:10])
 
 
 def format_yamls(found: list[dict[str, Any]]) -> str:
@@ -215,6 +225,6 @@ def format_yamls(found: list[dict[str, Any]]) -> str:
     lines = []
     for entry in found:
         first = entry["scaled"].split(" ")[0]
-        scales = f"  (scales {', '.join(entry['scales'])}; {first} is scale {entry['scales'][0]})" if entry["scales"] else ""
-        lines.append(f"{entry['name']}{scales}{'  yours (apply --yaml)' if entry.get('yours') else ''}")
+        scales = _("  (scales {scales}; {first} is scale {scale})").format(scales=", ".join(entry["scales"]), first=first, scale=entry["scales"][0]) if entry["scales"] else ""
+        lines.append(f"{entry['name']}{scales}{_('  yours (apply --yaml)') if entry.get('yours') else ''}")
     return "\n".join(lines)

@@ -13,9 +13,10 @@ import tokenize
 from pathlib import Path
 
 from patcher.errors import UltrapatchError
+from patcher.i18n import N_, _
 
 COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)  # PEP 263
-RESTORE = "see what changed with `git diff -- {rel}`, and restore it with `git checkout -- {rel}`"
+RESTORE = N_("see what changed with `git diff -- {rel}`, and restore it with `git checkout -- {rel}`")
 
 
 class UnreadableFile(UltrapatchError):
@@ -30,22 +31,25 @@ def decode(rel: str, data: bytes) -> tuple[str, str]:
             encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
         except SyntaxError as exc:  # an unknown declared encoding, or no declaration and lines that are not UTF-8
             if COOKIE.search(b"\n".join(data.splitlines()[:2])):
-                raise UnreadableFile(f"{rel} declares an encoding Python does not know ({exc}). Fix its coding line.") from None
+                raise UnreadableFile(_("{file} declares an encoding Python does not know ({error}). Fix its coding line.").format(file=rel, error=exc)) from None
     try:
         return data.decode(encoding), encoding
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        where = f"byte 0x{data[exc.start]:02x} on line {line}"
+        where = _("byte {byte} on line {line}").format(byte=f"0x{data[exc.start]:02x}", line=line)
         if rel.endswith(".py"):
             raise UnreadableFile(
-                f"{rel} is not valid {encoding} ({where}), the encoding it declares or Python's default. ultrapatch "
-                f"keeps a file's encoding but must know it: declare it on the first line "
-                f"(`# -*- coding: latin-1 -*-`, PEP 263), or convert the file to UTF-8 "
-                f"(`iconv -f latin1 -t utf-8`), then run the command again."
+                _(
+                    "{file} is not valid {encoding} ({where}), the encoding it declares or Python's default. ultrapatch "
+                    "keeps a file's encoding but must know it: declare it on the first line (`# -*- coding: latin-1 -*-`, "
+                    "PEP 263), or convert the file to UTF-8 (`iconv -f latin1 -t utf-8`), then run the command again."
+                ).format(file=rel, encoding=encoding, where=where)
             ) from None
         raise UnreadableFile(
-            f"{rel} is not UTF-8 ({where}). ultrapatch reads its files as UTF-8: convert it "
-            f"(`iconv -f latin1 -t utf-8`) or move it aside, then run the command again."
+            _(
+                "{file} is not UTF-8 ({where}). ultrapatch reads its files as UTF-8: convert it (`iconv -f latin1 -t "
+                "utf-8`) or move it aside, then run the command again."
+            ).format(file=rel, where=where)
         ) from None
 
 
@@ -86,8 +90,8 @@ def syntax_error(rel: str, text: str, parser_message: str) -> UnreadableFile:
     try:
         ast.parse(text)
     except SyntaxError as exc:
-        detail = f"line {exc.lineno}: {exc.msg}"
+        detail = _("line {line}: {error}").format(line=exc.lineno, error=exc.msg)
     else:  # Python parses it and libcst does not: syntax newer than this libcst knows
-        detail = f"libcst cannot parse it ({parser_message.strip().splitlines()[0]}); upgrade libcst"
-    return UnreadableFile(f"{rel} is not valid Python ({detail}). ultrapatch edits valid source only: "
-                          f"{RESTORE.format(rel=rel)}.")
+        detail = _("libcst cannot parse it ({error}); upgrade libcst").format(error=parser_message.strip().splitlines()[0])
+    return UnreadableFile(_("{file} is not valid Python ({detail}). ultrapatch edits valid source only: {restore}.").format(
+        file=rel, detail=detail, restore=_(RESTORE).format(rel=rel)))  # fmt: skip

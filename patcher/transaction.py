@@ -27,6 +27,7 @@ from typing import Iterator
 
 from patcher import locking, records
 from patcher.errors import REASONS, UltrapatchError, WriteFailed
+from patcher.i18n import _
 from patcher.planner import TEMP_SUFFIX, crash_point, replace, stage, start_write_points, write_atomic, write_point
 
 JOURNAL = f"{records.STATE_DIR}/journal.json"
@@ -151,8 +152,12 @@ class Transaction:
                 _discard(staged, made, root / JOURNAL)
             except OSError:
                 raise WriteFailed(
-                    failed, exc, f"{REASONS.get(exc.errno, exc.strerror)}, and putting back the files already "
-                    f"written failed too; {JOURNAL} is kept, and the next apply or revert completes this run"
+                    failed,
+                    exc,
+                    _(
+                        "{reason}, and putting back the files already written failed too; {journal} is kept, and the "
+                        "next apply or revert completes this run"
+                    ).format(reason=_(REASONS[exc.errno]) if exc.errno in REASONS else exc.strerror, journal=JOURNAL),
                 ) from None
             raise WriteFailed(failed, exc) from None
 
@@ -325,8 +330,10 @@ def locked(root: Path, command: str) -> Iterator[None]:
     if fd is None:
         holder = _holder(lock)
         raise UltrapatchError(
-            f"another ultrapatch ({holder.get('command', 'run')}, pid {holder.get('pid', '?')}, since "
-            f"{holder.get('since', '?')}) is working on {root}; wait for it to finish, then run the command again."
+            _(
+                "another ultrapatch ({command}, pid {pid}, since {since}) is working on {root}; wait for it to finish, "
+                "then run the command again."
+            ).format(command=holder.get("command", "run"), pid=holder.get("pid", "?"), since=holder.get("since", "?"), root=root)
         )
     try:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from patcher import NEWEST_TESTED_RELEASE
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 
 OLDEST_SUPPORTED = (8, 1, 0)
 # Files every supported release has, relative to the repository root; their absence means "not an Ultralytics tree".
@@ -76,11 +77,14 @@ def compromised_notice(version: str) -> str | None:
     if release not in COMPROMISED_RELEASES:
         return None
     return (
-        f"Ultralytics {version} is one of the releases ({', '.join(map(format_version, COMPROMISED_RELEASES))}) "
-        f"published in December 2024 from Ultralytics' compromised build pipeline: they run a cryptocurrency miner "
-        f"when a model is built, and PyPI has removed them. Move to {FIRST_CLEAN_AFTER_COMPROMISE} or later "
-        f"(`ultrapatch fetch DIR --version {FIRST_CLEAN_AFTER_COMPROMISE}`), and check this machine for a process "
-        f"named ultralytics_runner or xmrig."
+        _(
+            "Ultralytics {version} is one of the releases ({releases}) published in December 2024 from Ultralytics' "
+            "compromised build pipeline: they run a cryptocurrency miner when a model is built, and PyPI has removed "
+            "them. Move to {clean} or later (`ultrapatch fetch DIR --version {clean}`), and check this machine for a "
+            "process named ultralytics_runner or xmrig."
+        ).format(
+            version=version, releases=", ".join(map(format_version, COMPROMISED_RELEASES)), clean=FIRST_CLEAN_AFTER_COMPROMISE
+        )
     )
 
 
@@ -89,21 +93,21 @@ def read_release(init_file: Path) -> str:
     try:
         module = ast.parse(init_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, SyntaxError) as exc:
-        raise UltrapatchError(f"cannot read {init_file}: {exc}") from exc
+        raise UltrapatchError(_("cannot read {file}: {error}").format(file=init_file, error=exc)) from exc
     for node in module.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets):
             if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
                 return node.value.value
-    raise UltrapatchError(f"{init_file} assigns no __version__ string; is this an Ultralytics source tree?")
+    raise UltrapatchError(_("{file} assigns no __version__ string; is this an Ultralytics source tree?").format(file=init_file))
 
 
 def find_tree(path: str | Path) -> Tree:
     """Accept the repository root or the `ultralytics` package directory itself; check it and read its release."""
     given = Path(path)
     if not given.exists():
-        raise UltrapatchError(f"{given} does not exist. Give the folder of an Ultralytics checkout.")
+        raise UltrapatchError(_("{path} does not exist. Give the folder of an Ultralytics checkout.").format(path=given))
     if not given.is_dir():
-        raise UltrapatchError(f"{given} is not a folder. Give the folder of an Ultralytics checkout.")
+        raise UltrapatchError(_("{path} is not a folder. Give the folder of an Ultralytics checkout.").format(path=given))
     given = given.resolve()
     candidates = [given, given.parent] if given.name == "ultralytics" else [given]
     for root in candidates:
@@ -111,18 +115,24 @@ def find_tree(path: str | Path) -> Tree:
             break
     else:
         raise UltrapatchError(
-            f"{given} is not an Ultralytics source tree: expected ultralytics/__init__.py and ultralytics/nn/tasks.py "
-            f"inside it. Give the repository root or its ultralytics/ package folder "
-            f"(`ultrapatch fetch DIR` downloads one)."
+            _(
+                "{path} is not an Ultralytics source tree: expected ultralytics/__init__.py and ultralytics/nn/tasks.py "
+                "inside it. Give the repository root or its ultralytics/ package folder (`ultrapatch fetch DIR` "
+                "downloads one)."
+            ).format(path=given)
         )
     text = read_release(root / "ultralytics" / "__init__.py")
     try:
         release = parse_version(text)
     except ValueError:
-        raise UltrapatchError(f"{root}/ultralytics/__init__.py has __version__ = {text!r}, not a release number.")
+        raise UltrapatchError(
+            _("{file} has __version__ = {text}, not a release number.").format(file=root / "ultralytics" / "__init__.py", text=repr(text))
+        )
     if release < OLDEST_SUPPORTED or release[0] != 8:
         raise UltrapatchError(
-            f"{root} holds Ultralytics {text}; ultrapatch supports 8.1 to {NEWEST_TESTED_RELEASE}. "
-            f"Fetch a supported release with `ultrapatch fetch DIR --version {NEWEST_TESTED_RELEASE}`."
+            _(
+                "{root} holds Ultralytics {version}; ultrapatch supports 8.1 to {newest}. Fetch a supported release "
+                "with `ultrapatch fetch DIR --version {newest}`."
+            ).format(root=root, version=text, newest=NEWEST_TESTED_RELEASE)
         )
     return Tree(root=root, release=release)

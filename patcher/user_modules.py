@@ -28,17 +28,18 @@ from pathlib import Path
 
 from patcher.backbones import ADDMODULES_DIR
 from patcher.errors import UltrapatchError
+from patcher.i18n import N_, _
 
 ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2", "backbone")
 LIST_NAMES = {"inc", "in_channels_list", "channels_list", "c1s", "ch_list", "chs", "inc_list", "in_chs_list", "dims"}
 JOINS = re.compile(r"Concat|BiFPN|Fusion|Fuse|Add|Sum|Merge")  # a class that joins maps, by its name
 KINDS = {  # what the probe measured of a multi-input module: how apply registers it (patcher/edits/module_roles.py)
-    "multi-sum": "its inputs' channels as a list; its output: their sum",
-    "multi-first": "its inputs' channels as a list; its output: the first input's channels",
-    "multi-last": "its inputs' channels as a list; its output: the last input's channels",
-    "multi-arg": "its inputs' channels as a list, then c2 (scaled by width); its output: c2",
-    "join-sum": "no channel argument; its output: its inputs' channels summed",
-    "join-first": "no channel argument; its output: the first input's channels",
+    "multi-sum": N_("its inputs' channels as a list; its output: their sum"),
+    "multi-first": N_("its inputs' channels as a list; its output: the first input's channels"),
+    "multi-last": N_("its inputs' channels as a list; its output: the last input's channels"),
+    "multi-arg": N_("its inputs' channels as a list, then c2 (scaled by width); its output: c2"),
+    "join-sum": N_("no channel argument; its output: its inputs' channels summed"),
+    "join-first": N_("no channel argument; its output: the first input's channels"),
 }
 IN_NAMES = {"c1", "c_in", "ch_in", "in_ch", "in_chs", "inp", "in_channels", "in_channel", "in_planes", "inplanes",
             "channel", "channels", "c", "ch", "dim", "in_dim", "gate_channels", "num_channels"}  # fmt: skip
@@ -81,13 +82,15 @@ def parse_spec(spec: str) -> tuple[Path, dict[str, str]]:
     found = SPEC.match(spec)
     if found is None:
         raise UltrapatchError(
-            f"--module {spec}: give a Python file, optionally with roles: FILE.py or FILE.py:Class=role,Class2=role "
-            f"(roles: {', '.join(ROLES)})."
+            _(
+                "--module {spec}: give a Python file, optionally with roles: FILE.py or FILE.py:Class=role,Class2=role "
+                "(roles: {roles})."
+            ).format(spec=spec, roles=", ".join(ROLES))
         )
     named = dict(pair.split("=") for pair in found["roles"].split(",")) if found["roles"] else {}
     bad = [f"{name}={role}" for name, role in named.items() if role not in ROLES]
     if bad:
-        raise UltrapatchError(f"--module {spec}: {', '.join(bad)}: a role is one of {', '.join(ROLES)}.")
+        raise UltrapatchError(_("--module {spec}: {bad}: a role is one of {roles}.").format(spec=spec, bad=", ".join(bad), roles=", ".join(ROLES)))
     return Path(found["file"]), named
 
 
@@ -96,23 +99,26 @@ def read_module(spec: str, ultralytics_names: set[str]) -> UserModule:
     one sentence) for a file ultrapatch cannot install."""
     file, named = parse_spec(spec)
     if not file.is_file():
-        raise UltrapatchError(f"--module {file}: no such file; give the path of the module's .py file.")
+        raise UltrapatchError(_("--module {file}: no such file; give the path of the module's .py file.").format(file=file))
     if not file.stem.isidentifier():
         suggestion = re.sub(r"\W", "_", file.stem)
         raise UltrapatchError(
-            f"--module {file}: {file.stem!r} is not a Python name, so it cannot be imported; rename the file, e.g. "
-            f"{suggestion if suggestion[:1].isidentifier() else '_' + suggestion}.py."
+            _("--module {file}: {stem} is not a Python name, so it cannot be imported; rename the file, e.g. {suggestion}.py.").format(
+                file=file, stem=repr(file.stem), suggestion=suggestion if suggestion[:1].isidentifier() else "_" + suggestion
+            )
         )
     try:
         text = file.read_text(encoding="utf-8")
         tree = ast.parse(text)
     except UnicodeDecodeError as exc:
-        raise UltrapatchError(f"--module {file}: not UTF-8 text ({exc}); save it as UTF-8.") from None
+        raise UltrapatchError(_("--module {file}: not UTF-8 text ({error}); save it as UTF-8.").format(file=file, error=exc)) from None
     except SyntaxError as exc:
-        raise UltrapatchError(f"--module {file}: line {exc.lineno}: it does not parse ({exc.msg}); fix it and apply again.") from None
+        raise UltrapatchError(
+            _("--module {file}: line {line}: it does not parse ({error}); fix it and apply again.").format(file=file, line=exc.lineno, error=exc.msg)
+        ) from None
     classes = module_classes(tree)
     if not classes:
-        raise UltrapatchError(f"--module {file}: it defines no nn.Module class; there is nothing to register.")
+        raise UltrapatchError(_("--module {file}: it defines no nn.Module class; there is nothing to register.").format(file=file))
     return _registered(file, text, tree, classes, named, ultralytics_names)
 
 
@@ -143,20 +149,28 @@ def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.
     if any(name in functions for name in unknown):
         name = next(name for name in unknown if name in functions)
         made = _class_made_by(functions[name], classes)
-        example = f" (`class {name}({made})` whose __init__ passes {made} the arguments {name}() gives it)" if made else ""
-        raise UltrapatchError(
-            f"--module {file}: {name} is a function; parse_model builds classes (8.4's restricted loading refuses "
-            f"anything else): write each variant as a class{example}, list the classes in __all__ and apply again."
-        )
+        if made:
+            said = _(
+                "--module {file}: {name} is a function; parse_model builds classes (8.4's restricted loading refuses "
+                "anything else): write each variant as a class (`class {name}({made})` whose __init__ passes {made} the "
+                "arguments {name}() gives it), list the classes in __all__ and apply again."
+            )
+        else:
+            said = _(
+                "--module {file}: {name} is a function; parse_model builds classes (8.4's restricted loading refuses "
+                "anything else): write each variant as a class, list the classes in __all__ and apply again."
+            )
+        raise UltrapatchError(said.format(file=file, name=name, made=made))
     if unknown:
-        raise UltrapatchError(f"--module {file}: {', '.join(unknown)}: no nn.Module class of that name in the file.")
+        raise UltrapatchError(_("--module {file}: {names}: no nn.Module class of that name in the file.").format(file=file, names=", ".join(unknown)))
     explicit = set(named) | set(listed)
     clashing = [name for name in asked if name in ultralytics_names]
     if clashing and explicit & set(clashing):
         raise UltrapatchError(
-            f"--module {file}: {', '.join(sorted(explicit & set(clashing)))} is a name Ultralytics already uses; "
-            f"registered, it would replace Ultralytics' own in every model. Rename the class (e.g. "
-            f"{sorted(explicit & set(clashing))[0]}_{file.stem}) and apply again."
+            _(
+                "--module {file}: {names} is a name Ultralytics already uses; registered, it would replace Ultralytics' "
+                "own in every model. Rename the class (e.g. {example}) and apply again."
+            ).format(file=file, names=", ".join(sorted(explicit & set(clashing))), example=f"{sorted(explicit & set(clashing))[0]}_{file.stem}")
         )
     module = UserModule(file.stem, text, file, helpers=[n for n in classes if n in clashing], parts=parts)
     for name in (n for n in asked if n not in clashing):
@@ -164,28 +178,33 @@ def _registered(file: Path, text: str, tree: ast.Module, classes: dict[str, ast.
         bases = {ast.unparse(b) for b in node.bases}
         if bases & set(HEADS) or name.endswith(("Detect", "Head")):
             raise UltrapatchError(
-                f"--module {file}: {name} is a head; heads are not installed with --module yet (they change the "
-                f"loss and the task): register it by hand, or leave it out with {file.name}:Class=role for the others."
+                _(
+                    "--module {file}: {name} is a head; heads are not installed with --module yet (they change the loss "
+                    "and the task): register it by hand, or leave it out with {file_name}:Class=role for the others."
+                ).format(file=file, name=name, file_name=file.name)
             )
         if name.endswith("Loss") or any(b.endswith("Loss") for b in bases):
             raise UltrapatchError(
-                f"--module {file}: {name} is a loss; losses are not layers of a YAML, and swapping one changes "
-                f"ultralytics/utils/loss.py, which --module does not do yet. Leave it out with {file.name}:Class=role "
-                f"for the others."
+                _(
+                    "--module {file}: {name} is a loss; losses are not layers of a YAML, and swapping one changes "
+                    "ultralytics/utils/loss.py, which --module does not do yet. Leave it out with {file_name}:Class=role "
+                    "for the others."
+                ).format(file=file, name=name, file_name=file.name)
             )
         if name in named:
-            role, why = named[name], "named on the command line"
+            role, why = named[name], _("named on the command line")
         elif "C3k2" in bases:
-            role, why = "c3k2", "a subclass of C3k2: registered as one, with its m/l/x rule"
+            role, why = "c3k2", _("a subclass of C3k2: registered as one, with its m/l/x rule")
         elif _is_backbone(node, classes):
-            role, why = "backbone", "it sets width_list: it returns its maps as a list"
+            role, why = "backbone", _("it sets width_list: it returns its maps as a list")
         else:
             role, why = guess_role(node)
         module.classes.append(ModuleClass(name, role, why))
     if not module.classes:
         raise UltrapatchError(
-            f"--module {file}: nothing left to register: {', '.join(module.helpers)} "
-            f"{'is a name' if len(module.helpers) == 1 else 'are names'} Ultralytics already uses."
+            _("--module {file}: nothing left to register: Ultralytics already uses the names {names}.").format(
+                file=file, names=", ".join(module.helpers)
+            )
         )
     return module
 
@@ -230,24 +249,26 @@ def guess_role(node: ast.ClassDef) -> tuple[str | None, str]:
     """The role the constructor's signature says, and why; (None, the candidates) where it says none clearly."""
     init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
     if init is None:
-        return "free", "it has no constructor of its own: no channel argument"
+        return "free", _("it has no constructor of its own: no channel argument")
     params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
     first, second, third = (params + [None, None, None])[:3]
     shown = f"__init__({', '.join(params)})"
     annotation = ast.unparse(init.args.args[1].annotation) if len(init.args.args) > 1 and init.args.args[1].annotation else ""
     if first in LIST_NAMES or annotation.lower().startswith(("list", "tuple", "sequence")):
-        return "multi", f"{shown}: its first argument is a list of input channels"
+        return "multi", _("{shown}: its first argument is a list of input channels").format(shown=shown)
     if (not params or _has_default(init, 0)) and JOINS.search(node.name):
-        return "multi", f"{shown}: no channel argument, and its name says it joins maps"
+        return "multi", _("{shown}: no channel argument, and its name says it joins maps").format(shown=shown)
     if not params or first not in IN_NAMES and first not in OUT_NAMES:
         if params and _has_default(init, 0) or not params:
-            return "free", f"{shown}: no channel argument"
-        return None, f"{shown}: its first argument {first!r} is no channel count I know; candidates: base, keep, free"
+            return "free", _("{shown}: no channel argument").format(shown=shown)
+        return None, _("{shown}: its first argument {first} is no channel count I know; candidates: base, keep, free").format(
+            shown=shown, first=repr(first)
+        )
     if second in OUT_NAMES:
         if third in REPEAT_NAMES:
-            return "repeat", f"{shown}: input channels, output channels, repeats"
-        return "base", f"{shown}: input and output channels"
-    return "keep", f"{shown}: input channels only: its output keeps them"
+            return "repeat", _("{shown}: input channels, output channels, repeats").format(shown=shown)
+        return "base", _("{shown}: input and output channels").format(shown=shown)
+    return "keep", _("{shown}: input channels only: its output keeps them").format(shown=shown)
 
 
 def _has_default(init: ast.FunctionDef, index: int) -> bool:
@@ -270,11 +291,15 @@ def install_modules(specs: tuple[str, ...], ultralytics_names: set[str]) -> list
     for module in modules:
         for cls in module.classes:
             if cls.name in seen:
-                raise UltrapatchError(f"--module: {seen[cls.name]}.py and {module.stem}.py both define {cls.name}; give one of them.")
+                raise UltrapatchError(
+                    _("--module: {first}.py and {second}.py both define {name}; give one of them.").format(
+                        first=seen[cls.name], second=module.stem, name=cls.name
+                    )
+                )
             seen[cls.name] = module.stem
     stems = [m.stem for m in modules]
     if len(set(stems)) < len(stems):
-        raise UltrapatchError("--module: two files have the same name; each is installed as AddModules/<name>.py: rename one.")
+        raise UltrapatchError(_("--module: two files have the same name; each is installed as AddModules/<name>.py: rename one."))
     return modules
 
 
@@ -308,7 +333,7 @@ def confirm_roles(tree, modules: list[UserModule], python: str) -> None:
     events = {e["event"]: e for e in (json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))}
     if "roles" not in events:
         said = events.get("error", {}).get("message") or tail(done.stderr)
-        raise UltrapatchError(f"--module: the module files could not be tried in {python}: {said}")
+        raise UltrapatchError(_("--module: the module files could not be tried in {python}: {said}").format(python=python, said=said))
     for module in modules:
         _confirm(module, events["roles"]["files"][module.stem], python)
 
@@ -318,30 +343,43 @@ def _confirm(module: UserModule, found: dict, python: str) -> None:
     if "import_error" in found:
         if found.get("missing"):
             raise UltrapatchError(
-                f"--module {file} imports {found['missing']}, which {python} cannot import: install it there "
-                f"(`{python} -m pip install {found['missing']}`) and apply again."
+                _(
+                    "--module {file} imports {missing}, which {python} cannot import: install it there (`{python} -m pip "
+                    "install {missing}`) and apply again."
+                ).format(file=file, missing=found["missing"], python=python)
             )
-        raise UltrapatchError(f"--module {file} does not import in the fork: {found['import_error']}.")
+        raise UltrapatchError(_("--module {file} does not import in the fork: {error}.").format(file=file, error=found["import_error"]))
     for cls in module.classes:
         tried = found["classes"][cls.name]
         if cls.role is None:
             fits = [role for role, result in tried.items() if result["ok"]]
             raise UltrapatchError(
-                f"--module {file}: the role of {cls.name} cannot be told from {cls.why.split(':')[0]}; built and run, "
-                f"it fits {', '.join(fits) or 'no role'}. Name it: {file.name}:{cls.name}=ROLE "
-                f"(ROLE one of {', '.join(fits or ROLES)})."
+                _(
+                    "--module {file}: the role of {name} cannot be told from {shown}; built and run, it fits {fits}. "
+                    "Name it: {file_name}:{name}=ROLE (ROLE one of {roles})."
+                ).format(
+                    file=file, name=cls.name, shown=cls.why.split(":")[0], fits=", ".join(fits) or _("no role"),
+                    file_name=file.name, roles=", ".join(fits or ROLES),
+                )
             )
         result = tried[cls.role]
         if cls.role == "c3k2":
             _check_positional(module, cls.name, result["params"], python)
         if result["ok"] and cls.role == "multi":
-            cls.role, cls.why = result["kind"], f"{cls.why}; tried: {KINDS[result['kind']]}"
+            cls.role, cls.why = result["kind"], _("{why}; tried: {kind}").format(why=cls.why, kind=_(KINDS[result["kind"]]))
             continue
         if not result["ok"]:
-            seen = result.get("error") or f"its output has {result['channels']} channels, where {cls.role} means {result['expected']}"
+            seen = result.get("error") or _("its output has {channels} channels, where {role} means {expected}").format(
+                channels=result["channels"], role=cls.role, expected=result["expected"]
+            )
             raise UltrapatchError(
-                f"--module {file}: {cls.name} as {cls.role} ({cls.why}): {result['built']} fails: {seen}. Name its role "
-                f"with {file.name}:{cls.name}=ROLE ({', '.join(r for r in ROLES if r not in (cls.role, 'backbone'))}), or fix the class."
+                _(
+                    "--module {file}: {name} as {role} ({why}): {built} fails: {seen}. Name its role with "
+                    "{file_name}:{name}=ROLE ({roles}), or fix the class."
+                ).format(
+                    file=file, name=cls.name, role=cls.role, why=cls.why, built=result["built"], seen=seen,
+                    file_name=file.name, roles=", ".join(r for r in ROLES if r not in (cls.role, "backbone")),
+                )
             )
 
 
@@ -361,9 +399,10 @@ def _check_positional(module: UserModule, name: str, params: list[str], python: 
             passed, lands = wrong[0]
             keywords = ", ".join(f"{a}={a}" for a, _ in wrong)
             raise UltrapatchError(
-                f"--module {module.source}: {name} passes {passed} to C3k2.__init__ by position, where C3k2 in this "
-                f"release ({python}) takes {lands} (its parameters: {', '.join(params)}): pass {keywords} by keyword "
-                f"and apply again."
+                _(
+                    "--module {file}: {name} passes {passed} to C3k2.__init__ by position, where C3k2 in this release "
+                    "({python}) takes {lands} (its parameters: {params}): pass {keywords} by keyword and apply again."
+                ).format(file=module.source, name=name, passed=passed, python=python, lands=lands, params=", ".join(params), keywords=keywords)
             )
 
 
@@ -375,11 +414,27 @@ def describe(modules: list[UserModule]) -> list[str]:
             role = cls.role.split("-")[0] if cls.role.startswith(("multi", "join")) else cls.role
             row = EXAMPLE_ROWS["multi" if role in ("multi", "join") else role].format(name=cls.name)
             if role == "backbone":
-                lines.append(f"module {module.stem}.py: {cls.name} as backbone ({cls.why}); YAMLs for every family and task, e.g. YOLO('yolov8n-{cls.name}.yaml')")
+                lines.append(
+                    _("module {file}: {name} as backbone ({why}); YAMLs for every family and task, e.g. {example}").format(
+                        file=f"{module.stem}.py", name=cls.name, why=cls.why, example=f"YOLO('yolov8n-{cls.name}.yaml')"
+                    )
+                )
                 continue
-            lines.append(f"module {module.stem}.py: {cls.name} as {'multi' if role == 'join' else role} ({cls.why}); a row: {row}")
+            lines.append(
+                _("module {file}: {name} as {role} ({why}); a row: {row}").format(
+                    file=f"{module.stem}.py", name=cls.name, role="multi" if role == "join" else role, why=cls.why, row=row
+                )
+            )
         for part, owner in module.parts.items():
-            lines.append(f"module {module.stem}.py: {part} stays a part of {owner}, not registered (list it in __all__ to register it too)")
+            lines.append(
+                _("module {file}: {part} stays a part of {owner}, not registered (list it in __all__ to register it too)").format(
+                    file=f"{module.stem}.py", part=part, owner=owner
+                )
+            )
         for helper in module.helpers:
-            lines.append(f"module {module.stem}.py: {helper} stays the file's own helper: Ultralytics has a {helper} of its own, which every model keeps")
+            lines.append(
+                _("module {file}: {name} stays the file's own helper: Ultralytics has a {name} of its own, which every model keeps").format(
+                    file=f"{module.stem}.py", name=helper
+                )
+            )
     return lines

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from patcher.backbones import BACKBONES
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 from patcher.fork import yamlfile
 from patcher.tree import Tree
 
@@ -26,14 +27,14 @@ def read_yaml(file: Path, option: str = "--yaml") -> tuple[yamlfile.ModelYaml, s
     """The user's YAML, parsed, and its text; bad input (exit 2) for a file that is missing, unreadable or no model
     YAML at all."""
     if not file.is_file():
-        raise UltrapatchError(f"{option} {file}: no such file; give the path of your model YAML.")
+        raise UltrapatchError(_("{option} {file}: no such file; give the path of your model YAML.").format(option=option, file=file))
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UltrapatchError(f"{option} {file}: cannot be read as UTF-8 text ({exc}); save it as UTF-8.") from None
+        raise UltrapatchError(_("{option} {file}: cannot be read as UTF-8 text ({error}); save it as UTF-8.").format(option=option, file=file, error=exc)) from None
     doc = yamlfile.parse(text, file.name)
     if not doc.rows:
-        raise UltrapatchError(f"{option} {file}: {doc.problems[0] if doc.problems else 'it has no layers'}.")
+        raise UltrapatchError(f"{option} {file}: {doc.problems[0] if doc.problems else _('it has no layers')}.")
     return doc, text
 
 
@@ -53,12 +54,16 @@ def install_path(tree: Tree, file: Path, doc: yamlfile.ModelYaml) -> str:
     family = doc.family()
     if family is None:
         raise UltrapatchError(
-            f"--yaml {file}: its name names no model family (yolo11-..., yolov8-..., rtdetr-...), so Ultralytics can "
-            f"tell neither its config folder nor its scale; rename it, e.g. yolo11-{file.name}, and apply again."
+            _(
+                "--yaml {file}: its name names no model family (yolo11-..., yolov8-..., rtdetr-...), so Ultralytics can "
+                "tell neither its config folder nor its scale; rename it, e.g. yolo11-{name}, and apply again."
+            ).format(file=file, name=file.name)
         )
     stock = stock_file(tree, "rtdetr-l.yaml" if family == "rtdetr" else f"{family}.yaml")
     if stock is None:
-        raise UltrapatchError(f"--yaml {file}: Ultralytics {tree.release_text} has no {family} models to put it beside.")
+        raise UltrapatchError(
+            _("--yaml {file}: Ultralytics {release} has no {family} models to put it beside.").format(file=file, release=tree.release_text, family=family)
+        )
     return stock.parent.relative_to(tree.root).joinpath(file.name).as_posix()
 
 
@@ -147,7 +152,7 @@ def refuse_missing_modules(tree: Tree, file: Path, doc: yamlfile.ModelYaml, task
         else f"{m} (no backbone of ultrapatch's: import its class into {TASKS}, or check its spelling)"
         for m in missing
     ]  # fmt: skip
-    raise UltrapatchError(f"--yaml {file} uses modules this tree does not define: {'; '.join(how)}. Nothing was written.")
+    raise UltrapatchError(_("--yaml {file} uses modules this tree does not define: {how}. Nothing was written.").format(file=file, how="; ".join(how)))
 
 
 def asked_yamls(tree: Tree, files: tuple[Path, ...]) -> tuple[dict[str, str], list[tuple[Path, yamlfile.ModelYaml]]]:
@@ -158,7 +163,7 @@ def asked_yamls(tree: Tree, files: tuple[Path, ...]) -> tuple[dict[str, str], li
         doc, text = read_yaml(file)
         rel = install_path(tree, file, doc)
         if rel in wanted:
-            raise UltrapatchError(f"--yaml {file}: two of the files given are named {file.name}; give each its own name.")
+            raise UltrapatchError(_("--yaml {file}: two of the files given are named {name}; give each its own name.").format(file=file, name=file.name))
         wanted[rel] = text
         read.append((file, doc))
     return wanted, read

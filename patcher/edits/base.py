@@ -18,14 +18,21 @@ import libcst as cst
 from patcher import textio
 from patcher.edits import splice
 from patcher.backbones import BACKBONE_MAP, Backbone
+from patcher.i18n import NC_, pgettext
 from patcher.tree import Version
 
 
 class Status(str, Enum):
-    APPLIED = "applied"
-    ALREADY = "already applied"
-    NOT_IN_RELEASE = "not in this release"
-    FAILED = "failed"
+    """An edit's state. The values are what `--json` says; `shown` is what a person reads."""
+
+    APPLIED = NC_("apply report", "applied")
+    ALREADY = NC_("apply report", "already applied")
+    NOT_IN_RELEASE = NC_("apply report", "not in this release")
+    FAILED = NC_("apply report", "failed")
+
+    @property
+    def shown(self) -> str:
+        return pgettext("apply report", self.value)
 
 
 class NotInRelease(Exception):

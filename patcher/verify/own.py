@@ -12,6 +12,7 @@ from pathlib import Path
 
 from patcher.backbones import TASK_SUFFIX
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 from patcher.fork import yamlfile
 from patcher.tree import Tree
 from patcher.user_yamls import CONFIG, read_yaml, stock_file
@@ -36,14 +37,17 @@ def check_against(tree: Tree, against: str, doc: yamlfile.ModelYaml, file: Path)
     found = stock_file(tree, name)
     if found is None:
         raise UltrapatchError(
-            f"--against {against}: no such model YAML in {tree.root / CONFIG}; give a stock model's name, such as "
-            f"yolo11s-seg.yaml (a scale letter after the family picks the scale)."
+            _(
+                "--against {against}: no such model YAML in {folder}; give a stock model's name, such as "
+                "yolo11s-seg.yaml (a scale letter after the family picks the scale)."
+            ).format(against=against, folder=tree.root / CONFIG)
         )
     theirs = yamlfile.parse(found.read_text(encoding="utf-8"), name)
     if theirs.builder() != doc.builder():
         raise UltrapatchError(
-            f"--against {against} is built by {theirs.builder()}() and {file} by {doc.builder()}(): compare a model "
-            f"with one of its own kind."
+            _("--against {against} is built by {theirs}() and {file} by {ours}(): compare a model with one of its own kind.").format(
+                against=against, theirs=theirs.builder(), file=file, ours=doc.builder()
+            )
         )
     return name
 
@@ -57,8 +61,10 @@ def own_specs(tree: Tree, files: tuple[Path, ...], against: str | None) -> tuple
         stock = check_against(tree, against, doc, file) if against else guessed_stock(tree, doc)
         if stock is None:
             notes.append(
-                f"note: {file}: no stock model to compare with (its file name names no family of this release, such "
-                f"as yolo11-...); name one: --against yolo11n.yaml"
+                _(
+                    "note: {file}: no stock model to compare with (its file name names no family of this release, "
+                    "such as yolo11-...); name one: --against yolo11n.yaml"
+                ).format(file=file)
             )
         inside = path.is_relative_to(tree.root.resolve())
         family = doc.family() or (Path(stock).stem.split("-")[0] if stock else path.stem)

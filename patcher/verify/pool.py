@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 from patcher.launcher import command, fork_env
 from patcher.tree import Tree
 from patcher.user_yamls import installers
@@ -151,9 +152,13 @@ class Pool:
             if not self.environment:
                 self.environment = event
                 self.progress(
-                    f"verifying {len(self.specs)} model(s) in {self.jobs} process(es) with {event['executable']} "
-                    f"(Python {event['python']}, torch {event['torch']}, Ultralytics {event['release']}, "
-                    f"device {self.device})"
+                    _(
+                        "verifying {models} model(s) in {jobs} process(es) with {executable} (Python {python}, torch "
+                        "{torch}, Ultralytics {release}, device {device})"
+                    ).format(
+                        models=len(self.specs), jobs=self.jobs, executable=event["executable"], python=event["python"],
+                        torch=event["torch"], release=event["release"], device=self.device,
+                    )
                 )
         elif kind == "shadowed":
             raise UltrapatchError(shadow_message(self.tree, self.python, event))
@@ -179,8 +184,10 @@ class Pool:
             if self.running[k]:
                 tail = self.logs[k].read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
                 raise UltrapatchError(
-                    f"a verification process in {self.python} stopped (exit {process.returncode}) while verifying "
-                    f"{self.specs[self.running[k][0]].name}; the last lines of its log ({self.logs[k]}):\n  "
+                    _("a verification process in {python} stopped (exit {code}) while verifying {model}; the last lines of its log ({log}):").format(
+                        python=self.python, code=process.returncode, model=self.specs[self.running[k][0]].name, log=self.logs[k]
+                    )
+                    + "\n  "
                     + "\n  ".join(tail)
                 )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from patcher.tree import Tree
+from patcher.i18n import _
 
 
 @dataclass
@@ -44,20 +45,29 @@ def cell(status: str) -> str:
 
 
 def shadow_message(tree: Tree, python: str, event: dict) -> str:
-    how = "is imported at startup (a .pth file or sitecustomize)" if event["preloaded"] else "is what it imports"
-    return (
-        f"the fork at {tree.root} is shadowed: in {python}, ultralytics {event['release']} from {event['file']} {how}, "
-        f"so scripts run outside the fork and the `yolo` command never see its edits. Install the fork in that "
-        f"environment instead: `{python} -m pip install -e {tree.root}`"
-        + (" (and remove what loads the other copy at startup)." if event["preloaded"] else ".")
-    )
+    if event["preloaded"]:
+        said = _(
+            "the fork at {root} is shadowed: in {python}, ultralytics {release} from {file} is imported at startup (a "
+            ".pth file or sitecustomize), so scripts run outside the fork and the `yolo` command never see its edits. "
+            "Install the fork in that environment instead: `{python} -m pip install -e {root}` (and remove what loads "
+            "the other copy at startup)."
+        )
+    else:
+        said = _(
+            "the fork at {root} is shadowed: in {python}, ultralytics {release} from {file} is what it imports, so "
+            "scripts run outside the fork and the `yolo` command never see its edits. Install the fork in that "
+            "environment instead: `{python} -m pip install -e {root}`."
+        )
+    return said.format(root=tree.root, python=python, release=event["release"], file=event["file"])
 
 
 def progress_line(done: int, total: int, model: dict) -> str:
     bad = [f"{name}: {c['status']}" for name, c in model["checks"].items() if c["status"] in ("fail", "environment")]
     verdict = "ok" if model["ok"] and not bad else ("FAIL" if not model["ok"] else "ok")
     extra = f" ({'; '.join(bad)})" if bad else ""
-    return f"[{done}/{total}] {model['name']}: {verdict} in {model['seconds']:.1f} s{extra}"
+    return _("[{done}/{total}] {name}: {verdict} in {seconds} s{extra}").format(
+        done=done, total=total, name=model["name"], verdict=verdict, seconds=f"{model['seconds']:.1f}", extra=extra
+    )
 
 
 def _millions(n) -> str:
@@ -70,7 +80,7 @@ def _gflops(g) -> str:
 
 def _count(models) -> str:
     n = models if isinstance(models, int) else len(models)
-    return f"{n} model{'s' if n != 1 else ''}"
+    return _("{n} model").format(n=n) if n == 1 else _("{n} models").format(n=n)
 
 
 def render_table(report: VerifyReport) -> str:
@@ -91,8 +101,9 @@ def render_table(report: VerifyReport) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [
-        f"Ultralytics {env.get('release')} with Python {env.get('python')}, torch {env.get('torch')}, "
-        f"device {env.get('device')}; stock models in brackets"
+        _("Ultralytics {release} with Python {python}, torch {torch}, device {device}; stock models in brackets").format(
+            release=env.get("release"), python=env.get("python"), torch=env.get("torch"), device=env.get("device")
+        )
     ]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     failures = [
@@ -116,15 +127,19 @@ def render_table(report: VerifyReport) -> str:
                     checks.append(name)
                 models.add(m["name"])
     if failures:
-        lines += ["", "failed:", *failures]
+        lines += ["", _("failed:"), *failures]
     if environment:
-        lines += ["", "environment (the stock model fails the same check, so the patch is not the cause):"]
+        lines += ["", _("environment (the stock model fails the same check, so the patch is not the cause):")]
         lines += [f"  {check} ({_count(models)}): {cause}" for (check, cause), models in environment.items()]
     if skips:
-        lines += ["", "skipped:", *(f"  {', '.join(c)} ({_count(len(m))}): {reason}" for reason, (c, m) in skips.items())]
+        lines += ["", _("skipped:"), *(f"  {', '.join(c)} ({_count(len(m))}): {reason}" for reason, (c, m) in skips.items())]
     if report.stock is not None:
-        verdict = {"pass": "ok", "fail": "FAIL", "skip": "skipped"}[report.stock["status"]]
-        lines += ["", f"stock models: {verdict}: {report.stock['reason']}"]
+        verdict = {"pass": "ok", "fail": "FAIL", "skip": _("skipped")}[report.stock["status"]]
+        lines += ["", _("stock models: {verdict}: {reason}").format(verdict=verdict, reason=report.stock["reason"])]
     failed = sum(not m["ok"] for m in report.models)
-    lines += ["", f"{len(report.models) - failed} of {len(report.models)} model(s) pass" + (f"; {failed} fail" if failed else "")]
+    passed, total = len(report.models) - failed, len(report.models)
+    if failed:
+        lines += ["", _("{passed} of {total} model(s) pass; {failed} fail").format(passed=passed, total=total, failed=failed)]
+    else:
+        lines += ["", _("{passed} of {total} model(s) pass").format(passed=passed, total=total)]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 from patcher import records
 from patcher.backbones import BACKBONES, Backbone, Template, backbone_named, installed_timm_models, module_backbones
 from patcher.errors import UltrapatchError
+from patcher.i18n import _
 from patcher.tree import Tree
 
 
@@ -87,8 +88,10 @@ def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Ba
     yours = recorded_specs(tree, sorted(record.yamls), lambda name: not patterns or _matches(name, patterns)) if record else []
     if not chosen and not yours:
         raise UltrapatchError(
-            f"no ultrapatch backbone or YAML of yours is installed in {tree.root}; run `ultrapatch apply {tree.root} "
-            f"--backbone NAME` first, or verify a YAML of yours with --yaml FILE."
+            _(
+                "no ultrapatch backbone or YAML of yours is installed in {root}; run `ultrapatch apply {root} --backbone "
+                "NAME` first, or verify a YAML of yours with --yaml FILE."
+            ).format(root=tree.root)
         )
     specs: list[ModelSpec] = []
     for backbone in chosen:
@@ -109,11 +112,12 @@ def select_models(tree: Tree, patterns: tuple[str, ...] = (), backbones: list[Ba
             ]
     specs += yours
     if not specs:
-        wanted = f"matches {' or '.join(repr(p) for p in patterns)}" if patterns else "is in place"
-        raise UltrapatchError(
-            f"no installed model YAML {wanted} in {tree.root}; `ultrapatch status {shlex.quote(str(tree.root))} --yamls` "
-            f"lists the installed YAMLs by name."
-        )
+        command = f"ultrapatch status {shlex.quote(str(tree.root))} --yamls"
+        if patterns:
+            said = _("no installed model YAML matches {patterns} in {root}; `{command}` lists the installed YAMLs by name.")
+        else:
+            said = _("no installed model YAML is in place in {root}; `{command}` lists the installed YAMLs by name.")
+        raise UltrapatchError(said.format(patterns=" or ".join(repr(p) for p in patterns), root=tree.root, command=command))
     return specs
 
 
@@ -129,8 +133,13 @@ def variants_note(tree: Tree, specs: list[ModelSpec]) -> str | None:
     if len(variants) < 2:
         return None
     return (
-        f"note: {len(specs)} models of {len(variants)} backbone variants ({', '.join(variants)}); to verify only the "
-        f"one you will train: ultrapatch verify {shlex.quote(str(tree.root))} --model '{variant_glob(variants[0])}'"
+        _(
+            "note: {models} models of {count} backbone variants ({variants}); to verify only the one you will train: "
+            "{command}"
+        ).format(
+            models=len(specs), count=len(variants), variants=", ".join(variants),
+            command=f"ultrapatch verify {shlex.quote(str(tree.root))} --model '{variant_glob(variants[0])}'",
+        )
     )
 
 
@@ -139,5 +148,5 @@ def check_python(python: str) -> str:
     is_path = os.sep in python or bool(os.altsep and os.altsep in python)  # Windows takes / as well as \\
     found = (python if os.access(python, os.X_OK) else None) if is_path else shutil.which(python)
     if not found or not Path(found).is_file():
-        raise UltrapatchError(f"--python {python}: no such interpreter; give the python of the environment you train with.")
+        raise UltrapatchError(_("--python {python}: no such interpreter; give the python of the environment you train with.").format(python=python))
     return found

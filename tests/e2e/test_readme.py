@@ -88,14 +88,18 @@ def run(command: str, folder: Path, env: dict[str, str], status: int) -> tuple[l
     return out.splitlines(), done.returncode
 
 
-def environment(folder: Path) -> dict[str, str]:
+def environment(folder: Path, page: str = "README.md") -> dict[str, str]:
+    """The shell's environment: the cached releases, this checkout's ultrapatch, and the page's language (Chinese for
+    the Chinese pages, English for the others, whatever the machine's locale)."""
     trees = folder.parent / "trees"
     if not trees.exists():
         trees.mkdir()
         for version in (*RELEASES, "8.3.150"):
             (trees / version).symlink_to(pristine_tree(version))
+    chinese = ".zh-CN." in page or "/zh-CN/" in page
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")},
+        "LANG": "zh_CN.UTF-8" if chinese else "C.UTF-8",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "TREES": str(trees),
         "YAMLS": str(REPO / "tests" / "yamls"),  # the model YAMLs written for the tests
@@ -122,7 +126,7 @@ def test_every_block_is_marked_and_parsed():
 def test_the_readme_shows_real_output(tmp_path, session):
     folder = tmp_path / "readme"
     folder.mkdir()
-    env = environment(folder)
+    env = environment(folder, sessions()[session][0].page)
     status = 0
     for block in sessions()[session]:
         if block.setup:
