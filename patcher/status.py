@@ -217,7 +217,7 @@ def _record_line(record: dict[str, Any]) -> str:
     said = _("record: {what}; {edited} file(s) edited, {created} created (.ultrapatch/state.json; `ultrapatch revert` undoes it)")
     if record["commit"]:
         said = _("record: {what}; {edited} file(s) edited, {created} created, committed as {commit} (.ultrapatch/state.json; `ultrapatch revert` undoes it)")
-    return said.format(what="; ".join(parts), edited=len(record["edited"]), created=len(record["created"]), commit=(record["commit"] or "")[:10])
+    return said.format(what=_("; ").join(parts), edited=len(record["edited"]), created=len(record["created"]), commit=(record["commit"] or "")[:10])
 
 
 def format_yamls(found: list[dict[str, Any]]) -> str:

@@ -113,3 +113,23 @@ def test_a_crlf_checkout_keeps_its_line_endings(release_tree, tmp_path):
     assert report["models"][0]["ok"], {c: v for c, v in report["models"][0]["checks"].items() if v["status"] == "fail"}
     assert CliRunner().invoke(cli, ["revert", str(tree)]).exit_code == 0
     assert tree_digest(tree) == pristine and git_status(tree) == ""
+
+
+def test_apply_a_refusal_and_verify_speak_chinese_in_a_chinese_locale(release_tree):
+    """Under LANG=zh_CN.UTF-8: apply's report, a refusal and verify's progress and summary are Chinese; the JSON of
+    status stays English."""
+    tree = release_tree("8.4.190")
+    env = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")} | {"LANG": "zh_CN.UTF-8"}
+
+    def ultrapatch(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "patcher", *args], capture_output=True, text=True, env=env, cwd=REPO)
+
+    applied = ultrapatch("apply", str(tree), "--backbone", "mobilenetv3")
+    assert applied.returncode == 0 and "17 项本次应用，1 项此前已应用" in applied.stdout, applied.stdout + applied.stderr
+    refused = ultrapatch("apply", str(tree), "--backbone", "mobilenetv9")
+    assert refused.returncode == 2 and "未知的主干 'mobilenetv9'" in refused.stderr, refused.stderr
+    verified = ultrapatch("verify", str(tree), "--model", "yolo11n-MobileNetV3_small_n")
+    assert verified.returncode == 0, verified.stderr[-2000:]
+    assert "在 1 个进程中验证 1 个模型" in verified.stderr and "1 个模型中 1 个通过" in verified.stdout, verified.stdout
+    status = ultrapatch("status", str(tree), "--json")
+    assert '"state": "applied"' in status.stdout and "已应用" not in status.stdout
