@@ -35,6 +35,7 @@ def run(
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """Time every model of `specs` against its stock model; the report `--json` prints."""
+    memory = memory_ceiling(device)
     models = [{"name": s.name, "stock": s.stock, "task": s.task, "builder": s.builder} for s in specs]
     spec = {
         "tree": str(tree.root),
@@ -46,6 +47,7 @@ def run(
         "rounds": rounds,
         "plot": str(plot.resolve()) if plot else None,
         "models": models,
+        "memory": memory,
     }
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as scratch:
         spec_file = Path(scratch) / "spec.json"
@@ -102,32 +104,78 @@ def run(
         "imgsz": imgsz,
         "batches": batches,
         "rounds": rounds,
+        "memory_ceiling_gb": round(memory / 2**30, 1) if memory else None,
         "pairs": pairs,
         "plot": str(plot) if plot else None,
     }
 
 
+# A ratio's 95% interval must clear 1 by this much before a difference is called one: closer than 3%, two models are
+# not told apart by a benchmark of a few rounds on a shared machine.
+MARGIN = 0.03
+CPU_BATCHES, GPU_BATCHES = [1, 4], [1, 32]  # the defaults: under a minute per model pair on a 2-core CPU at 640
+CPU_ROUNDS, GPU_ROUNDS = 16, 10
+TIMED = (("latency_ms", "latency", False), ("throughput", "throughput", True), ("train_throughput", "training", True))
+
+
+def direction(low: float, high: float, higher_is_faster: bool) -> str | None:
+    """'faster', 'slower', or None (no clear difference) for a ratio whose interval is [low, high]."""
+    if low > 1 + MARGIN:
+        return "faster" if higher_is_faster else "slower"
+    if high < 1 - MARGIN:
+        return "slower" if higher_is_faster else "faster"
+    return None
+
+
 def verdict(pair: dict) -> str:
-    """The headline of a row: the latency ratio, and plainly whether the patched model is slower here."""
+    """The headline of a row: the latency ratio with its interval, and what the intervals of latency, throughput and
+    training support: slower, faster, or no clear difference."""
     if "error" in pair:
-        return "could not be timed"
-    ratio = pair["ratio"]
-    latency, throughput, train = ratio.get("latency_ms"), ratio.get("throughput"), ratio.get("train_throughput")
-    slower = [
-        what
-        for what, worse in (
-            ("latency", latency is not None and latency > 1),
-            ("throughput", throughput is not None and throughput < 1),
-            ("training", train is not None and train < 1),
-        )
-        if worse
-    ]
-    head = f"{latency:.2f}x stock's latency"
-    if not slower:
-        return f"{head}: faster than stock on this device"
-    if len(slower) == 3:
-        return f"{head}: SLOWER than stock on this device in latency, throughput and training"
-    return f"{head}: SLOWER than stock on this device in {' and '.join(slower)}"
+        return f"could not be timed: {pair['error']}"
+    ratio, bounds = pair["ratio"], pair.get("interval", {})
+    found = {}
+    for key, what, higher_is_faster in TIMED:
+        if key in ratio and key in bounds:
+            found.setdefault(direction(*bounds[key], higher_is_faster), []).append(what)
+    latency = ratio.get("latency_ms")
+    head = f"{latency:.2f}x stock's latency" + (f" [{bounds['latency_ms'][0]:.2f}, {bounds['latency_ms'][1]:.2f}]" if "latency_ms" in bounds else "")
+    said = []
+    if found.get("slower"):
+        said.append(f"SLOWER than stock in {_listed(found['slower'])}")
+    if found.get("faster"):
+        said.append(f"faster in {_listed(found['faster'])}")
+    if found.get(None):
+        said.append(f"no clear difference in {_listed(found[None])}")
+    return f"{head}: {'; '.join(said) or 'no clear difference'} (on this device)"
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def defaults(device: str, batches: list[int] | None, rounds: int | None) -> tuple[list[int], int]:
+    """The batch sizes and rounds for `device` where the user gave none: small on the CPU, larger on a GPU."""
+    cpu = device == "cpu"
+    return batches or (CPU_BATCHES if cpu else GPU_BATCHES), rounds or (CPU_ROUNDS if cpu else GPU_ROUNDS)
+
+
+def free_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable), or None where that is unknown."""
+    import re
+
+    try:
+        found = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(encoding="ascii"), re.MULTILINE)
+    except OSError:
+        return None
+    return int(found.group(1)) * 1024 if found else None
+
+
+def memory_ceiling(device: str) -> int | None:
+    """What the benchmark process may hold on the CPU: four fifths of the memory free when it starts, so that a
+    batch too large fails its pair with a sentence instead of swapping the machine to a halt. None on a GPU, and where
+    the free memory is unknown."""
+    free = free_memory() if device == "cpu" else None
+    return int(free * 0.8) if free else None
 
 
 def _figure(stats: dict | None, digits: int = 1) -> str:
@@ -151,8 +199,12 @@ def format_table(report: dict) -> str:
         for role in ("patched", "stock"):
             m, ratio = pair[role], pair["ratio"]
 
+            bounds = pair.get("interval", {})
+
             def cell(key: str, text: str) -> str:
-                return f"{text} x{ratio[key]:.2f}" if role == "patched" and key in ratio else text
+                if role != "patched" or key not in ratio:
+                    return text
+                return f"{text} x{ratio[key]:.2f}" + (f" [{bounds[key][0]:.2f}, {bounds[key][1]:.2f}]" if key in bounds else "")
 
             row = [
                 pair["name"] if role == "patched" else f"  stock {pair['stock_model']}",
@@ -170,7 +222,8 @@ def format_table(report: dict) -> str:
     lines = [
         f"Ultralytics {report['release']}, torch {report['torch']}, device {report['device_name']} "
         f"({report['precision']}, {report['threads']} threads), {report['imgsz']}x{report['imgsz']} images; "
-        f"medians of {report['rounds']} interleaved rounds (± half the interquartile range); xN: patched / stock",
+        f"medians of {report['rounds']} interleaved rounds (± half the interquartile range); xN: patched / stock"
+        + (f"; memory ceiling {report['memory_ceiling_gb']} GiB" if report.get("memory_ceiling_gb") else ""),
         "  ".join(h.ljust(w) for h, w in zip(header, widths)),
     ]
     for row, headline in rows:
@@ -183,13 +236,19 @@ def format_table(report: dict) -> str:
     if slower:
         lines.append(f"slower than stock on this device: {', '.join(slower)}")
     else:
-        lines.append("every patched model is at least as fast as its stock model on this device")
+        lines.append("no patched model is clearly slower than its stock model on this device")
+    lines.append(
+        f"[a, b]: the ratio's 95% interval over the paired rounds; a difference is called one where the interval "
+        f"clears 1 by {MARGIN:.0%}"
+    )
     if report.get("plot"):
         lines.append(f"plot: {report['plot']}")
     return "\n".join(lines)
 
 
-def parse_batches(text: str) -> list[int]:
+def parse_batches(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
     try:
         values = sorted({int(v) for v in text.split(",") if v.strip()})
     except ValueError:

@@ -364,17 +364,17 @@ def verify(
 @PYTHON_OPT
 @click.option("--device", default="cpu", show_default=True, help="cpu, or a CUDA device index such as 0.")
 @click.option("--half", is_flag=True, help="On a GPU, time inference in fp16.")
-@click.option("--batch", "batch_text", default="1,32", show_default=True,
+@click.option("--batch", "batch_text", default=None, show_default="1,4 on the CPU, 1,32 on a GPU",
               help="Batch sizes: latency at the smallest, throughput and a training step at the largest.")
 @click.option("--imgsz", type=click.IntRange(32, 4096), default=640, show_default=True, help="Square image size.")
 @click.option("--onnx", is_flag=True, help="Also time the fork's ONNX export in onnxruntime.")
-@click.option("--rounds", type=click.IntRange(3, 1000), default=10, show_default=True,
+@click.option("--rounds", type=click.IntRange(3, 1000), default=None, show_default="16 on the CPU, 10 on a GPU",
               help="Interleaved timing rounds (half as many for the large batch and the training step).")
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON.")
 @click.option("--plot", type=click.Path(path_type=Path), help="Draw latency against parameters into this PNG.")
 def bench(
     path: Path, patterns: tuple[str, ...], python: str, device: str, half: bool, batch_text: str, imgsz: int,
-    onnx: bool, rounds: int, as_json: bool, plot: Path | None,
+    onnx: bool, rounds: int | None, as_json: bool, plot: Path | None,
 ) -> None:
     """Time each installed model against its family's stock model in the fork's own interpreter, on this device."""
     from patcher import bench as benching
@@ -384,7 +384,7 @@ def bench(
         raise click.BadParameter(_("{device}: give cpu or a CUDA device index such as 0.").format(device=repr(device)), param_hint="--device")
     if half and device == "cpu":
         raise click.UsageError(_("--half times fp16 on a GPU; give --device 0 (on the CPU, fp32 is what runs)."))
-    batches = benching.parse_batches(batch_text)
+    batches, rounds = benching.defaults(device, benching.parse_batches(batch_text), rounds)
     benching.check_plot_path(plot)
     tree = find_tree(path)
     tree.refuse_if_compromised()

@@ -11,11 +11,15 @@ Every figure is measured the same way for both models of a pair, and the two are
 one run of each, in alternating order, so that whatever the machine does meanwhile (another job, a clock that
 throttles) lands on both and cancels out of their ratio. Times are medians of the rounds, after warm-up; on a GPU the
 device is synchronised before every clock reading.
+
+Each ratio comes with a 95% interval, from a bootstrap over the paired rounds (round k of the patched model with
+round k of the stock one, resampled together), so that a verdict is said only where the rounds support it.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -23,9 +27,10 @@ import time
 from pathlib import Path
 
 from .data import synthetic_batch
-from .process import event_stream, open_fork
+from .process import event_stream, limit_memory, open_fork
 
-WARMUP = 3
+WARMUP = 2
+RESAMPLES = 2000  # bootstrap resamples of the paired rounds, for each ratio's interval
 
 
 PROGRESS = "[bench] "  # how this script's progress lines stand out from the fork's own logging on stderr
@@ -48,6 +53,7 @@ class Bench:
         self.imgsz = int(spec["imgsz"])
         self.batches = sorted(set(int(b) for b in spec["batches"]))
         self.rounds = int(spec.get("rounds") or 10)
+        self.few = max(3, self.rounds // 2)  # rounds at the large batch and of the training step
 
     # -- clocks ------------------------------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -175,6 +181,7 @@ class Bench:
         small, large = self.batches[0], self.batches[-1]
         with torch.no_grad():
             one, many = self.images(small), self.images(large)
+            say(f"  {spec['name']}: about {self.estimate(inference, one, small, large):.0f} s for this pair")
             for role, model in inference.items():
                 result[role]["peak_memory_mb"] = round(self.peak_memory(model, one), 1)
             times = self.interleaved({role: (lambda m=m: m(one)) for role, m in inference.items()}, self.rounds)
@@ -183,14 +190,14 @@ class Bench:
                 result[role]["latency_batch"] = small
             say(f"  {spec['name']}: latency at batch {small} timed")
             if large != small:
-                times = self.interleaved({role: (lambda m=m: m(many)) for role, m in inference.items()}, max(3, self.rounds // 2))
+                times = self.interleaved({role: (lambda m=m: m(many)) for role, m in inference.items()}, self.few)
             for role, t in times.items():
                 result[role]["throughput"] = stats([large / x for x in t])
                 result[role]["throughput_batch"] = large
         say(f"  {spec['name']}: throughput at batch {large} timed")
         train_batch = large
         steps = {role: self.training_step(model, spec["task"], spec["builder"], train_batch) for role, (_, model) in built.items()}
-        times = self.interleaved(steps, max(3, self.rounds // 2))
+        times = self.interleaved(steps, self.few)
         for role, t in times.items():
             result[role]["train_throughput"] = stats([train_batch / x for x in t])
             result[role]["train_batch"] = train_batch
@@ -201,24 +208,61 @@ class Bench:
             times = self.interleaved({r: (lambda s=s: s(one_np)) for r, s in sessions.items()}, self.rounds)
             for role, t in times.items():
                 result[role]["onnx_latency_ms"] = stats([1000 * x for x in t])
-            times = self.interleaved({r: (lambda s=s: s(many_np)) for r, s in sessions.items()}, max(3, self.rounds // 2))
+            times = self.interleaved({r: (lambda s=s: s(many_np)) for r, s in sessions.items()}, self.few)
             for role, t in times.items():
                 result[role]["onnx_throughput"] = stats([large / x for x in t])
             say(f"  {spec['name']}: ONNX timed")
         result["ratio"] = ratios(result["patched"], result["stock"])
+        result["interval"] = intervals(result["patched"], result["stock"])
         return result
+
+    def estimate(self, inference: dict, one, small: int, large: int) -> float:
+        """Seconds this pair's timing will take, from one forward pass of each model at the small batch: the rounds
+        at both batch sizes, and training steps counted as three forward passes each."""
+        once = sum(self.clock(lambda m=m: m(one)) for m in inference.values())
+        per_image = once / small
+        inference_runs = (WARMUP + self.rounds) * small + (WARMUP + self.few) * large * (large != small)
+        training_runs = (WARMUP + self.few) * large * 3
+        onnx_runs = ((WARMUP + self.rounds) * small + (WARMUP + self.few) * large) if self.spec.get("onnx") else 0
+        return per_image * (inference_runs + training_runs + onnx_runs)
 
 
 def stats(values: list[float]) -> dict:
-    """The median, with the spread: the lowest and highest value, and the interquartile range."""
+    """The median, with the spread: the lowest and highest value, the quartiles and the interquartile range; and the
+    rounds themselves, in order (round k of a pair's two models ran back to back)."""
     ordered = sorted(values)
     quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
     return {
         "median": round(statistics.median(ordered), 4),
         "min": round(ordered[0], 4),
         "max": round(ordered[-1], 4),
+        "q1": round(quartiles[0], 4),
+        "q3": round(quartiles[2], 4),
         "iqr": round(quartiles[2] - quartiles[0], 4),
         "runs": len(ordered),
+        "rounds": [round(v, 5) for v in values],
+    }
+
+
+def interval(patched: list[float], stock: list[float], resamples: int = RESAMPLES, seed: int = 0) -> list[float]:
+    """The 95% bootstrap interval of median(patched) / median(stock) over paired rounds: the rounds are resampled
+    with replacement as pairs (round k of both), so that what the machine did in round k stays with both."""
+    pairs = list(zip(patched, stock))
+    generator = random.Random(seed)
+    found = []
+    for _ in range(resamples):
+        sample = [pairs[generator.randrange(len(pairs))] for _ in pairs]
+        found.append(statistics.median(p for p, _s in sample) / statistics.median(s for _p, s in sample))
+    found.sort()
+    return [round(found[int(0.025 * (resamples - 1))], 3), round(found[int(0.975 * (resamples - 1))], 3)]
+
+
+def intervals(patched: dict, stock: dict) -> dict:
+    """The interval of every timed figure's ratio, patched / stock."""
+    return {
+        key: interval(value["rounds"], stock[key]["rounds"])
+        for key, value in patched.items()
+        if isinstance(value, dict) and "rounds" in value and isinstance(stock.get(key), dict)
     }
 
 
@@ -236,30 +280,70 @@ def ratios(patched: dict, stock: dict) -> dict:
     return result
 
 
+def failure(exc: BaseException, ceiling: int | None) -> str:
+    """Why a pair could not be timed: running out of memory said as such, with the ceiling and what to do."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+        limit = f" (this process may hold {ceiling / 2**30:.1f} GiB, from the memory free when bench started)" if ceiling else ""
+        return f"out of memory{limit}: give smaller batch sizes with --batch"
+    return text[:400]
+
+
 def plot(pairs: list[dict], path: str, device: str) -> None:
-    """Latency at the first batch size against parameters, each patched model beside its stock model."""
+    """Two panels. Left: each model's latency beside its stock twin's, both named, as the median and the interquartile
+    range (one stall does not stretch the scale, which spans the quartiles, so the medians stand apart). Right: latency
+    against parameters for every model, patched (filled) and stock (open) joined by a line: the trade-off."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 5.5))
+    batch = pairs[0]["patched"]["latency_batch"] if pairs else 1
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 1.6 + 0.9 * max(2, len(pairs))), gridspec_kw={"width_ratios": [3, 2]})
+    labels, lows, highs = [], [], []
+    for k, pair in enumerate(pairs):
+        colour = f"C{k % 10}"
+        for j, role in enumerate(("patched", "stock")):
+            figures = pair[role]["latency_ms"]
+            y = 2 * k + j * 0.8
+            name = Path(pair[role]["model"]).stem + ("" if role == "patched" else " (stock)")
+            labels.append((y, name))
+            q1, q3 = figures.get("q1", figures["median"]), figures.get("q3", figures["median"])
+            left.plot([q1, q3], [y, y], color=colour, linewidth=6, alpha=0.35 if role == "stock" else 0.6, solid_capstyle="butt")
+            left.plot(figures["median"], y, marker="o" if role == "patched" else "s", color=colour,
+                      markerfacecolor=colour if role == "patched" else "white", markersize=8)  # fmt: skip
+            left.annotate(f"{figures['median']:.1f} ms", (figures["median"], y), xytext=(0, 7), textcoords="offset points",
+                          ha="center", fontsize=7)  # fmt: skip
+            lows.append(q1)
+            highs.append(q3)
+        ratio, low_high = pair["ratio"].get("latency_ms"), pair.get("interval", {}).get("latency_ms")
+        if ratio is not None:
+            said = f"x{ratio:.2f}" + (f" [{low_high[0]:.2f}, {low_high[1]:.2f}]" if low_high else "")
+            left.annotate(said, (1.0, 2 * k + 0.4), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                          textcoords="offset points", va="center", fontsize=8, color=colour)  # fmt: skip
+    if lows:
+        span = max(highs) - min(lows) or max(highs) * 0.1 or 1.0
+        left.set_xlim(max(0.0, min(lows) - 0.15 * span), max(highs) + 0.15 * span)
+    left.set_yticks([y for y, _ in labels], [name for _, name in labels], fontsize=8)
+    left.invert_yaxis()
+    left.set_xlabel(f"latency at batch {batch}, ms (median; bar: interquartile range)")
+    left.set_title("each model beside its stock twin (ratio and 95% interval at the right)", fontsize=9)
+    left.grid(True, axis="x", alpha=0.3)
     for k, pair in enumerate(pairs):
         colour = f"C{k % 10}"
         p, s = pair["patched"], pair["stock"]
-        xs = [p["params"] / 1e6, s["params"] / 1e6]
-        ys = [p["latency_ms"]["median"], s["latency_ms"]["median"]]
-        axes.plot(xs, ys, color=colour, linestyle=":", linewidth=1)
-        axes.scatter(xs[:1], ys[:1], color=colour, marker="o", label=Path(pair["name"]).stem)
-        axes.scatter(xs[1:], ys[1:], color=colour, marker="s", facecolors="none")
-        axes.errorbar(xs[0], ys[0], yerr=[[ys[0] - p["latency_ms"]["min"]], [p["latency_ms"]["max"] - ys[0]]], color=colour)
-        axes.errorbar(xs[1], ys[1], yerr=[[ys[1] - s["latency_ms"]["min"]], [s["latency_ms"]["max"] - ys[1]]], color=colour)
-    axes.set_xlabel("parameters (millions)")
-    batch = pairs[0]["patched"]["latency_batch"] if pairs else 1
-    axes.set_ylabel(f"latency at batch {batch} (ms, median, min-max)")
-    axes.set_title(f"patched (o) against stock (square), device {device}")
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=7, loc="best")
+        xs, ys = [p["params"] / 1e6, s["params"] / 1e6], [p["latency_ms"]["median"], s["latency_ms"]["median"]]
+        right.plot(xs, ys, color=colour, linestyle=":", linewidth=1)
+        right.scatter(xs[:1], ys[:1], color=colour, marker="o", zorder=3)
+        right.scatter(xs[1:], ys[1:], edgecolors=colour, facecolors="white", marker="s", zorder=3)
+        right.annotate(Path(p["model"]).stem, (xs[0], ys[0]), xytext=(4, 4), textcoords="offset points", fontsize=7, color=colour)
+    right.set_xlim(left=0)
+    right.set_ylim(bottom=0)  # the trade-off at its true proportions: from zero
+    right.set_xlabel("parameters (millions)")
+    right.set_ylabel(f"latency at batch {batch}, ms")
+    right.set_title("trade-off: filled patched, open stock", fontsize=9)
+    right.grid(True, alpha=0.3)
+    figure.suptitle(f"ultrapatch bench on {device}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -271,6 +355,7 @@ def main(argv: list[str]) -> int:
     environment = open_fork(spec, emit)
     if environment is None:
         return 0
+    limit_memory(spec.get("memory"))
     pairs = []
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as work:
         import os
@@ -282,7 +367,7 @@ def main(argv: list[str]) -> int:
             try:
                 result = bench.pair(model)
             except Exception as exc:  # noqa: BLE001 - a model that cannot be timed is reported, the others go on
-                result = {"name": model["name"], "stock_model": model["stock"], "error": f"{type(exc).__name__}: {exc}"[:400]}
+                result = {"name": model["name"], "stock_model": model["stock"], "error": failure(exc, spec.get("memory"))}
             pairs.append(result)
             emit(event="pair", **result)
     if spec.get("plot"):
