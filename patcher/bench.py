@@ -33,6 +33,7 @@ def run(
     rounds: int,
     plot: Path | None,
     progress: Callable[[str], None] = lambda line: None,
+    auto_rounds: bool = False,
 ) -> dict:
     """Time every model of `specs` against its stock model; the report `--json` prints."""
     memory = memory_ceiling(device)
@@ -48,6 +49,7 @@ def run(
         "plot": str(plot.resolve()) if plot else None,
         "models": models,
         "memory": memory,
+        "budget": PAIR_BUDGET if auto_rounds else None,
     }
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as scratch:
         spec_file = Path(scratch) / "spec.json"
@@ -115,6 +117,7 @@ def run(
 MARGIN = 0.03
 CPU_BATCHES, GPU_BATCHES = [1, 4], [1, 32]  # the defaults: under a minute per model pair on a 2-core CPU at 640
 CPU_ROUNDS, GPU_ROUNDS = 16, 10
+PAIR_BUDGET = 60  # seconds: with the default rounds, a heavier pair (RT-DETR-l) gets fewer, down to 6
 TIMED = (("latency_ms", "latency", False), ("throughput", "throughput", True), ("train_throughput", "training", True))
 
 
@@ -147,6 +150,12 @@ def verdict(pair: dict) -> str:
     if found.get(None):
         said.append(f"no clear difference in {_listed(found[None])}")
     return f"{head}: {'; '.join(said) or 'no clear difference'} (on this device)"
+
+
+def _rounds(report: dict) -> str:
+    """The rounds the pairs were timed with: the same for all, or per pair where a heavy one got fewer."""
+    used = [p.get("rounds", report["rounds"]) for p in report["pairs"] if "error" not in p]
+    return str(used[0]) if len(set(used)) == 1 else f"{min(used)}-{max(used)}" if used else str(report["rounds"])
 
 
 def _listed(words: list[str]) -> str:
@@ -222,7 +231,7 @@ def format_table(report: dict) -> str:
     lines = [
         f"Ultralytics {report['release']}, torch {report['torch']}, device {report['device_name']} "
         f"({report['precision']}, {report['threads']} threads), {report['imgsz']}x{report['imgsz']} images; "
-        f"medians of {report['rounds']} interleaved rounds (± half the interquartile range); xN: patched / stock"
+        f"medians of {_rounds(report)} interleaved rounds (± half the interquartile range); xN: patched / stock"
         + (f"; memory ceiling {report['memory_ceiling_gb']} GiB" if report.get("memory_ceiling_gb") else ""),
         "  ".join(h.ljust(w) for h, w in zip(header, widths)),
     ]

@@ -384,6 +384,7 @@ def bench(
         raise click.BadParameter(_("{device}: give cpu or a CUDA device index such as 0.").format(device=repr(device)), param_hint="--device")
     if half and device == "cpu":
         raise click.UsageError(_("--half times fp16 on a GPU; give --device 0 (on the CPU, fp32 is what runs)."))
+    auto_rounds = rounds is None
     batches, rounds = benching.defaults(device, benching.parse_batches(batch_text), rounds)
     benching.check_plot_path(plot)
     tree = find_tree(path)
@@ -391,7 +392,7 @@ def bench(
     python = verifier.check_python(python)
     specs = verifier.select_models(tree, patterns)
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
-    report = benching.run(tree, specs, python, device, half, batches, imgsz, onnx, rounds, plot, progress)
+    report = benching.run(tree, specs, python, device, half, batches, imgsz, onnx, rounds, plot, progress, auto_rounds)
     click.echo(json.dumps(report, indent=2) if as_json else benching.format_table(report))
 
 

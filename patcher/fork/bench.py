@@ -52,8 +52,13 @@ class Bench:
         self.dtype = torch.float16 if self.half else torch.float32
         self.imgsz = int(spec["imgsz"])
         self.batches = sorted(set(int(b) for b in spec["batches"]))
-        self.rounds = int(spec.get("rounds") or 10)
-        self.few = max(3, self.rounds // 2)  # rounds at the large batch and of the training step
+        self.default_rounds = int(spec.get("rounds") or 10)
+        self.budget = spec.get("budget")  # seconds a pair may take with the default rounds (None: the user's rounds)
+        self.use_rounds(self.default_rounds)
+
+    def use_rounds(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.few = max(3, rounds // 2)  # rounds at the large batch and of the training step
 
     # -- clocks ------------------------------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -181,7 +186,13 @@ class Bench:
         small, large = self.batches[0], self.batches[-1]
         with torch.no_grad():
             one, many = self.images(small), self.images(large)
-            say(f"  {spec['name']}: about {self.estimate(inference, one, small, large):.0f} s for this pair")
+            self.use_rounds(self.default_rounds)
+            estimate = self.estimate(inference, one, small, large)
+            if self.budget and estimate > self.budget:  # a large model: fewer rounds, down to 6, to stay near the budget
+                self.use_rounds(max(6, int(self.default_rounds * self.budget / estimate)))
+                estimate = self.estimate(inference, one, small, large)
+            result["rounds"] = self.rounds
+            say(f"  {spec['name']}: about {estimate:.0f} s for this pair ({self.rounds} rounds)")
             for role, model in inference.items():
                 result[role]["peak_memory_mb"] = round(self.peak_memory(model, one), 1)
             times = self.interleaved({role: (lambda m=m: m(one)) for role, m in inference.items()}, self.rounds)
