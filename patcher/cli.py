@@ -396,6 +396,38 @@ def bench(
     click.echo(json.dumps(report, indent=2) if as_json else benching.format_table(report))
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Path(path_type=Path), help="The run the others are compared with (default: the first).")
+@click.option("--device", default="cpu", show_default=True, help="Where to time the models: cpu, or a CUDA device index such as 0.")
+@click.option("--format", "form", type=click.Choice(["md", "latex", "csv"]), default="md", show_default=True, help="The table's format.")
+@click.option("--plot", type=click.Path(path_type=Path), help="Draw mAP50-95 against latency into this PNG.")
+@click.option("--rounds", type=click.IntRange(3, 1000), default=20, show_default=True, help="Interleaved timing rounds.")
+@click.option("--tree", "tree_path", type=click.Path(path_type=Path),
+              help="The fork the runs were trained with (default: the Ultralytics the interpreter imports).")
+@PYTHON_OPT
+def table(
+    runs: tuple[Path, ...], baseline: Path | None, device: str, form: str, plot: Path | None, rounds: int,
+    tree_path: Path | None, python: str,
+) -> None:
+    """Make the table of RUNS (Ultralytics training folders) that a paper shows: parameters, GFLOPs, the best epoch's
+    scores, FPS measured now on one device, the training time, and each figure against the baseline."""
+    from patcher import table as tables
+    from patcher import verify as verifier
+    from patcher.bench import check_plot_path
+
+    if device != "cpu" and not device.isdigit():
+        raise click.BadParameter(_("{device}: give cpu or a CUDA device index such as 0.").format(device=repr(device)), param_hint="--device")
+    check_plot_path(plot)
+    tree = find_tree(tree_path).root if tree_path else None
+    python = verifier.check_python(python)
+    read = tables.read_runs(runs, baseline)
+    environment = tables.measure(read, python, tree, device, rounds, plot)
+    click.echo(tables.FORMATS[form](read, environment), nl=False)
+    if plot:
+        click.echo(_("plot: {file}").format(file=plot), err=True)
+
+
 @cli.command("export-checkpoint")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))

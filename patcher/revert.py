@@ -282,12 +282,17 @@ def stranded_checkpoints(root: Path, modules: set[str]) -> dict[str, Needs]:
             if not name.endswith(CHECKPOINT_SUFFIXES):
                 continue
             path = Path(folder) / name
-            data = _pickle_bytes(path)
-            needed = sorted(set(m.decode() for m in ADDMODULES_CLASS.findall(data)))
-            if set(needed) & modules:
-                timm = _timm_names(data) if "TimmBackbone" in needed else ()
-                found[path.relative_to(root).as_posix()] = Needs(tuple(needed), timm)
+            needs = checkpoint_needs(path)
+            if set(needs.modules) & modules:
+                found[path.relative_to(root).as_posix()] = needs
     return found
+
+
+def checkpoint_needs(path: Path) -> Needs:
+    """What the checkpoint at `path` needs of ultralytics/nn/AddModules/, read without unpickling it."""
+    data = _pickle_bytes(path)
+    needed = tuple(sorted(set(m.decode() for m in ADDMODULES_CLASS.findall(data))))
+    return Needs(needed, _timm_names(data) if "TimmBackbone" in needed else ())
 
 
 def _timm_names(data: bytes) -> tuple[str, ...]:

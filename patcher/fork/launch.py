@@ -10,7 +10,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-ENTRIES = ("verify", "probe", "stock", "bench", "carry", "ddp", "reload", "roles")
+ENTRIES = ("verify", "probe", "stock", "bench", "carry", "ddp", "reload", "roles", "table")
 PACKAGE = "ultrapatch_fork"
 
 

@@ -31,12 +31,13 @@ def open_fork(spec: dict, emit) -> dict | None:
     """Import torch and the fork at `spec["tree"]` (first on sys.path), check that it is the fork that was imported
     and that the device exists, and emit the `environment` event; None (with an `error` or `shadowed` event) when
     any of that fails."""
-    tree = Path(spec["tree"]).resolve()
+    tree = Path(spec["tree"]).resolve() if spec.get("tree") else None  # None: the Ultralytics the interpreter imports
     # What a script outside the tree imports (or what was imported at startup, by a .pth file or sitecustomize).
     preloaded = sys.modules.get("ultralytics")
     found = importlib.util.find_spec("ultralytics") if preloaded is None else None
     outside = preloaded.__file__ if preloaded is not None else (found.origin if found is not None else None)
-    sys.path.insert(0, str(tree))
+    if tree is not None:
+        sys.path.insert(0, str(tree))
     try:
         import torch
     except ImportError as exc:
@@ -48,6 +49,12 @@ def open_fork(spec: dict, emit) -> dict | None:
         import ultralytics.models  # noqa: F401
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
+        if tree is None:
+            emit(event="error", kind="import", message=(
+                f"{sys.executable} cannot import Ultralytics: {exc}. Install your fork into that environment "
+                f"(`{sys.executable} -m pip install -e PATH`), or give its folder with --tree PATH"
+            ))  # fmt: skip
+            return None
         emit(event="error", kind="import", message=(
             f"{sys.executable} cannot import the fork at {tree}: {exc} (the fork needs the module {missing!r}). "
             f"Install the fork with its requirements into that environment: `{sys.executable} -m pip install -e {tree}`"
@@ -66,7 +73,8 @@ def open_fork(spec: dict, emit) -> dict | None:
         "installed": outside,
         "checks": [check.name for check in CHECKS],
     }
-    for candidate in (ultralytics.__file__, outside):
+    environment["root"] = str(tree or Path(ultralytics.__file__).resolve().parent.parent)
+    for candidate in (ultralytics.__file__, outside) if tree is not None else ():
         if candidate is not None and not inside(candidate, tree):
             emit(event="shadowed", file=candidate, release=release_of(candidate), preloaded=preloaded is not None)
             return None
