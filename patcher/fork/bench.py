@@ -18,7 +18,6 @@ round k of the stock one, resampled together), so that a verdict is said only wh
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import sys
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 from .data import synthetic_batch
-from .process import event_stream, limit_memory, open_fork
+from .process import limit_memory, start
 
 WARMUP = 2
 RESAMPLES = 2000  # bootstrap resamples of the paired rounds, for each ratio's interval
@@ -336,6 +335,7 @@ def plot(pairs: list[dict], path: str, device: str) -> None:
         span = max(highs) - min(lows) or max(highs) * 0.1 or 1.0
         left.set_xlim(max(0.0, min(lows) - 0.15 * span), max(highs) + 0.15 * span)
     left.set_yticks([y for y, _ in labels], [name for _, name in labels], fontsize=8)
+    left.margins(y=0.2)  # room for the median's label above the top row
     left.invert_yaxis()
     left.set_xlabel(f"latency at batch {batch}, ms (median; bar: interquartile range)")
     left.set_title("each model beside its stock twin (ratio and 95% interval at the right)", fontsize=9)
@@ -361,9 +361,7 @@ def plot(pairs: list[dict], path: str, device: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    emit = event_stream()
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    environment = open_fork(spec, emit)
+    emit, spec, environment = start(argv)
     if environment is None:
         return 0
     limit_memory(spec.get("memory"))

@@ -27,6 +27,14 @@ def event_stream():
     return emit
 
 
+def start(argv: list[str]):
+    """An entry's opening: (emit, its spec read from the file argv[0] names, the fork's environment or None when the
+    fork could not be opened: the event that says why is out)."""
+    emit = event_stream()
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    return emit, spec, open_fork(spec, emit)
+
+
 def open_fork(spec: dict, emit) -> dict | None:
     """Import torch and the fork at `spec["tree"]` (first on sys.path), check that it is the fork that was imported
     and that the device exists, and emit the `environment` event; None (with an `error` or `shadowed` event) when

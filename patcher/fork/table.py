@@ -12,17 +12,14 @@ then `missing` (a checkpoint needs module files the fork lacks: nothing is loade
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 from .bench import Bench, stats
-from .process import event_stream, open_fork
+from .process import start
 
 
 def main(argv: list[str]) -> int:
-    emit = event_stream()
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    environment = open_fork(spec, emit)
+    emit, spec, environment = start(argv)
     if environment is None:
         return 0
     for run in spec["runs"]:
@@ -88,6 +85,7 @@ def plot(runs: list[dict], rows: list[dict], path: str, device: str) -> None:
         marker = "*" if i in best else "o"
         axes.scatter([latency], [score], marker=marker, s=140 if i in best else 50, color="C3" if i in best else "C0", zorder=3)
         axes.annotate(run["name"] + (" (baseline)" if i == 0 else ""), (latency, score), xytext=(5, 5), textcoords="offset points", fontsize=8)
+    axes.margins(x=0.25, y=0.1)  # room for the names beside the points
     axes.set_xlabel(f"latency at batch 1, ms (median, {device})")
     axes.set_ylabel("mAP50-95 (%)")
     axes.set_title("accuracy against speed: stars are the best trade-offs", fontsize=10)
