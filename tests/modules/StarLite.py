@@ -7,7 +7,6 @@ tutorial's backbone file does. It has no `__all__`: `StarBlock` and `ConvBN` are
 apply registers StarLite alone.
 """
 
-import torch
 from torch import nn
 
 
