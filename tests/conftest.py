@@ -18,6 +18,11 @@ import pytest
 from patcher.fetch import CACHE_ENV, fetch
 from patcher.launcher import command
 
+# The tests read ultrapatch's English, whatever the machine's locale (tests of the Chinese set their own).
+for _name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+    os.environ.pop(_name, None)
+os.environ["LANG"] = "C.UTF-8"
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("ULTRAPATCH_TEST_CACHE", REPO / ".cache"))
 # The tutorials' own backbone code, re-indented: third-party files that live beside the repository, never in it.

@@ -198,7 +198,8 @@ def test_wheel_ships_modules_and_templates(tmp_path):
     )
     (wheel,) = tmp_path.glob("ultrapatch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"patcher/modules/MobileNetV3.py", "patcher/templates/yolo11.yaml", "patcher/fork/launch.py", "patcher/fork/checks/build.py"} <= names
+    assert {"patcher/modules/MobileNetV3.py", "patcher/templates/yolo11.yaml", "patcher/fork/launch.py", "patcher/fork/checks/build.py",
+            "patcher/locale/zh/LC_MESSAGES/ultrapatch.mo", "patcher/locale/zh/LC_MESSAGES/ultrapatch.po"} <= names  # fmt: skip
     assert not any(name.startswith(("modules/", "templates/", "tests/")) for name in names)
 
 
