@@ -299,6 +299,8 @@ def _verify(
 ) -> None:
     from patcher import verify as verifier
 
+    if as_json:
+        i18n.machine_readable()  # the reasons in the report, written by the fork's checks, in English
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
     report = verifier.verify_tree(tree, specs, python, device, export, jobs, whole, threads, stock, ddp, progress)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else verifier.render_table(report))
@@ -384,6 +386,8 @@ def bench(
         raise click.BadParameter(_("{device}: give cpu or a CUDA device index such as 0.").format(device=repr(device)), param_hint="--device")
     if half and device == "cpu":
         raise click.UsageError(_("--half times fp16 on a GPU; give --device 0 (on the CPU, fp32 is what runs)."))
+    if as_json:
+        i18n.machine_readable()
     auto_rounds = rounds is None
     batches, rounds = benching.defaults(device, benching.parse_batches(batch_text), rounds)
     benching.check_plot_path(plot)
@@ -476,8 +480,8 @@ def status(path: Path, as_json: bool, yamls: bool) -> None:
             click.echo(_("no model YAML of ultrapatch's is installed in {root}").format(root=tree.root), err=True)
         return
     if as_json:
-        with i18n.english():  # the values programs read (a backbone's detail, a file's state) stay English
-            click.echo(json.dumps(tree_status(tree), indent=2))
+        i18n.machine_readable()  # the values programs read (a backbone's detail, a file's state) stay English
+        click.echo(json.dumps(tree_status(tree), indent=2))
         return
     click.echo(format_status(tree_status(tree)))
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import gettext
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 DOMAIN = "ultrapatch"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -45,15 +43,11 @@ def catalog() -> gettext.NullTranslations:
     return _catalog
 
 
-@contextmanager
-def english() -> Iterator[None]:
-    """English for the duration: what `--json` prints is read by programs, in every locale."""
-    global _catalog
-    kept, _catalog = _catalog, gettext.NullTranslations()
-    try:
-        yield
-    finally:
-        _catalog = kept
+def machine_readable() -> None:
+    """English from here on, in this process and in every process it starts (the fork's, which choose their language
+    from the same environment): for `--json`, which programs read."""
+    os.environ["LANGUAGE"] = "en"
+    reset()
 
 
 def reset() -> None:

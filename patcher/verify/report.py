@@ -130,9 +130,11 @@ def render_table(report: VerifyReport) -> str:
         lines += ["", _("failed:"), *failures]
     if environment:
         lines += ["", _("environment (the stock model fails the same check, so the patch is not the cause):")]
-        lines += [f"  {check} ({_count(models)}): {cause}" for (check, cause), models in environment.items()]
+        lines += [_("  {checks} ({models}): {reason}").format(checks=check, models=_count(models), reason=cause)
+                  for (check, cause), models in environment.items()]  # fmt: skip
     if skips:
-        lines += ["", _("skipped:"), *(f"  {', '.join(c)} ({_count(len(m))}): {reason}" for reason, (c, m) in skips.items())]
+        lines += ["", _("skipped:"), *(_("  {checks} ({models}): {reason}").format(checks=", ".join(c), models=_count(len(m)), reason=reason)
+                                       for reason, (c, m) in skips.items())]  # fmt: skip
     if report.stock is not None:
         verdict = {"pass": "ok", "fail": "FAIL", "skip": _("skipped")}[report.stock["status"]]
         lines += ["", _("stock models: {verdict}: {reason}").format(verdict=verdict, reason=report.stock["reason"])]

@@ -107,16 +107,19 @@ def test_a_missing_or_damaged_catalog_means_english(tmp_path, monkeypatch):
         i18n.reset()
 
 
-def test_json_stays_english_in_a_chinese_locale(tmp_path, monkeypatch):
-    """What programs read is the same in every locale: the status of a tree with nothing applied, as JSON."""
-    from patcher.i18n import english
-
+def test_json_stays_english_in_a_chinese_locale(monkeypatch):
+    """What programs read is the same in every locale: `--json` sets English for the command and for the fork's
+    processes it starts, which read the same environment."""
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    monkeypatch.delenv("LANGUAGE", raising=False)
     i18n.reset()
     try:
-        with english():
-            assert i18n._("nothing to change") == "nothing to change"
         assert i18n._("nothing to change") != "nothing to change"
+        i18n.machine_readable()
+        assert i18n._("nothing to change") == "nothing to change" and os.environ["LANGUAGE"] == "en"
+        done = subprocess.run([sys.executable, "-c", "from patcher.i18n import _; print(_('nothing to change'))"],
+                              capture_output=True, text=True, cwd=REPO)  # fmt: skip
+        assert done.stdout.strip() == "nothing to change"
     finally:
         monkeypatch.undo()
         i18n.reset()

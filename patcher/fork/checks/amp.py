@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .base import Check, Finding, ModelContext
+from ..i18n import _
 
 
 class Amp(Check):
@@ -13,7 +14,7 @@ class Amp(Check):
 
     def applies(self, ctx: ModelContext, session) -> str | None:
         if session.device.type != "cuda":
-            return "AMP trains on CUDA only; on the CPU the fork's trainer turns it off"
+            return _("AMP trains on CUDA only; on the CPU the fork's trainer turns it off")
         return None
 
     def run(self, ctx: ModelContext, session) -> str:

@@ -13,6 +13,7 @@ from ..common import relative_error
 from ..explain import reason_of
 from .base import Check, Finding, ModelContext
 from .embed import COMPARE_SIZE
+from ..i18n import _
 
 REL_TOL = 1e-4
 
@@ -64,7 +65,7 @@ class Checkpoint(Check):
         if safe is None or not safe.SUPPORTED:
             return ""
         try:
-            restricted, _ = tasks.torch_safe_load(str(path), safe_only=True)
+            restricted, _file = tasks.torch_safe_load(str(path), safe_only=True)
         except Exception as exc:  # noqa: BLE001 - the reason is the report
             reason = reason_of(exc, session.tree)
             if "AddModules" in str(exc):  # the class the restricted unpickler refused
@@ -75,4 +76,4 @@ class Checkpoint(Check):
             error = relative_error(expected, safe_model(image))
         if error > REL_TOL:
             raise Finding(f"with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {error:.2g} (relative)")
-        return "also with ULTRALYTICS_SAFE_LOAD=1"
+        return _("also with ULTRALYTICS_SAFE_LOAD=1")

@@ -11,6 +11,7 @@ from ..data import synthetic_batch
 from ..explain import reason_of
 from .base import Check, Finding, ModelContext
 from .train import TRAIN_SIZE
+from ..i18n import _
 
 DISTILL_SIZE = 160  # the image of DistillationModel's probe forward (it takes args.imgsz, 640 by default)
 
@@ -21,9 +22,9 @@ class Distill(Check):
 
     def applies(self, ctx: ModelContext, session) -> str | None:
         if importlib.util.find_spec("ultralytics.nn.distill_model") is None:
-            return "this release has no knowledge distillation (ultralytics.nn.distill_model)"
+            return _("this release has no knowledge distillation (ultralytics.nn.distill_model)")
         if ctx.spec["builder"] != "YOLO" or ctx.spec["task"] != "detect":
-            return "distillation takes detection models"
+            return _("distillation takes detection models")
         levels = len(getattr(ctx.model.model[-1], "f", None) or [])
         stock = session.stock_levels(ctx.spec)
         if ctx.spec.get("own") and stock and levels != stock:
@@ -45,7 +46,7 @@ class Distill(Check):
         if not _pairs_by_level(distill) and layers(patched) != layers(stock):
             return self.with_itself(ctx, session, distill, patched, layers(patched), layers(stock))
         self.distil(session, distill, (("student", patched, stock), ("teacher", deepcopy(stock), deepcopy(patched))))
-        return "as the student and as the teacher of the stock model"
+        return _("as the student and as the teacher of the stock model")
 
     def with_itself(self, ctx: ModelContext, session, distill, patched, own: list[int], stock: list[int]) -> str:
         """A release whose DistillationModel hooks the teacher at the student's own layer indices: a teacher of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..common import relative_error, shapes
 from .base import Check, Finding, ModelContext, Skipped
+from ..i18n import _
 
 COMPARE_SIZE = (160, 128)
 
@@ -31,7 +32,7 @@ class Embed(Check):
         finally:
             hook.remove()
         if not captured or not hasattr(captured[0], "shape"):
-            raise Skipped("the second-to-last layer gives no single feature map")
+            raise Skipped(_("the second-to-last layer gives no single feature map"))
         expected = torch.nn.functional.adaptive_avg_pool2d(captured[0], (1, 1)).flatten(1)
         for what, got in (("the default embed()", default), (f"embed=[{yaml_index}]", named)):
             if not isinstance(got, (list, tuple)) or not got or tuple(got[0].shape) != tuple(expected[0].shape):

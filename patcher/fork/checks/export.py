@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..common import relative_error, tensors
 from .base import Check, Finding, ModelContext, Skipped
+from ..i18n import _
 
 REL_TOL = 1e-3
 
@@ -19,7 +20,7 @@ class Export(Check):
 
     def applies(self, ctx: ModelContext, session) -> str | None:
         if not session.export:
-            return "not asked for (--export onnx)"
+            return _("not asked for (--export onnx)")
         missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
         if missing:
             return f"{' and '.join(missing)} not installed in {sys.executable} (pip install onnx onnxruntime)"
@@ -27,7 +28,7 @@ class Export(Check):
 
     def run(self, ctx: ModelContext, session) -> str:
         if ctx.checkpoint is None:
-            raise Skipped("there is no checkpoint to export")
+            raise Skipped(_("there is no checkpoint to export"))
         import numpy
         import onnxruntime
 

@@ -7,6 +7,7 @@ import contextlib
 
 from ..common import on_meta
 from .base import Check, Finding, ModelContext, Skipped
+from ..i18n import _
 
 SIZE = 640  # the image get_flops is asked about in the build check
 FACTOR = 2.0  # the two counts may differ by this much: thop counts norms and activations, torch's counter does not
@@ -19,14 +20,14 @@ class Flops(Check):
 
     def run(self, ctx: ModelContext, session) -> str:
         if not ctx.gflops:
-            raise Skipped("the build check counted no GFLOPs")
+            raise Skipped(_("the build check counted no GFLOPs"))
         try:  # on the model's meta twin: both counts go by shapes (a real 640x640 forward of YOLOv3 takes seconds)
             counted, missed = self.count(session.meta_model(ctx), session.torch.empty(1, 3, SIZE, SIZE, device="meta"), on_meta(session.torch, build=False))
         except Exception:  # noqa: BLE001 - an operation the meta device lacks: counted for real
             counted, missed = self.count(ctx.model.eval(), session.image(SIZE, SIZE), contextlib.nullcontext())
         total = counted.get("", 0.0)
         if not total:
-            raise Skipped("torch's flop counter counts no convolution or matrix product in this model")
+            raise Skipped(_("torch's flop counter counts no convolution or matrix product in this model"))
         shown = "; ".join(f"{name} ({gflops:.2f} GFLOPs)" for name, gflops in missed[:3])
         ratio = ctx.gflops / total
         if not 1 / FACTOR <= ratio <= FACTOR:

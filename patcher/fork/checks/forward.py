@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..common import fmt
 from .base import Check, Finding, ModelContext, Status, Verdict
+from ..i18n import _
 
 
 class Forward(Check):
@@ -15,7 +16,7 @@ class Forward(Check):
         ctx.observed = seen = session.observe_model(ctx)
         stock = session.stock_of(spec).get("observed")
         if stock is None:
-            return "no stock model to compare output shapes with"
+            return _("no stock model to compare output shapes with")
         levels = self.levels_differ(seen, stock)
         if spec.get("own") and levels:
             return f"output shapes not compared: the head reads strides {levels[0]}, the stock {spec['stock']} {levels[1]}"
@@ -27,7 +28,7 @@ class Forward(Check):
             if not spec.get("own") or not same_structure(got, expected):
                 raise Finding(f"{key}: output shapes {got}, where the stock {spec['stock']} gives {expected}")
             differ = True
-        return "the outputs are the stock model's, in sizes of the YAML's own widths" if differ else ""
+        return _("the outputs are the stock model's, in sizes of the YAML's own widths") if differ else ""
 
     @staticmethod
     def levels_differ(seen: dict, stock: dict) -> tuple[str, str] | None:

@@ -4,6 +4,7 @@ trainer."""
 from __future__ import annotations
 
 from .base import Check, Finding, ModelContext, Skipped
+from ..i18n import _
 
 
 def backbone_length(ctx: ModelContext) -> int:
@@ -24,7 +25,7 @@ class Freeze(Check):
         yaml_layers = [p for p, layer in enumerate(model.model) if getattr(layer, "i", count) < count]
         backbone = {f"model.{p}.{n}" for p in yaml_layers for n, _ in model.model[p].named_parameters()}
         if not backbone:
-            raise Skipped(f"the model has no parameters in layers 0-{count - 1}")
+            raise Skipped(_("the model has no parameters in layers 0-{last}").format(last=count - 1))
         frozen = session.frozen_by_trainer(ctx.spec, count)
         extra = sorted(n for n in frozen - backbone if ".dfl" not in n)  # the trainer always freezes DFL's conv
         left = sorted(backbone - frozen)

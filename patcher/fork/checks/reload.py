@@ -6,6 +6,7 @@ from __future__ import annotations
 from .base import Check, Finding, ModelContext, Skipped
 from .checkpoint import REL_TOL
 from .embed import COMPARE_SIZE
+from ..i18n import _
 
 
 class Reload(Check):
@@ -15,7 +16,7 @@ class Reload(Check):
 
     def run(self, ctx: ModelContext, session) -> str:
         if ctx.checkpoint is None or not ctx.checkpoint.is_file():
-            raise Skipped("no checkpoint loaded in the verifying process (the checkpoint check)")
+            raise Skipped(_("no checkpoint loaded in the verifying process (the checkpoint check)"))
         torch = session.torch
         image = session.image(*COMPARE_SIZE)
         reference = ctx.reloaded.float().eval()  # what this process loaded from it (the checkpoint check)
@@ -31,4 +32,4 @@ class Reload(Check):
         safe = answer.get("safe_difference")
         if safe is not None and safe > REL_TOL:
             raise Finding(f"in a new process with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {safe:.2g} (relative)")
-        return "in a new process" + (", also with ULTRALYTICS_SAFE_LOAD=1" if safe is not None else "")
+        return _("in a new process, also with ULTRALYTICS_SAFE_LOAD=1") if safe is not None else _("in a new process")

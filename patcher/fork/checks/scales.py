@@ -8,6 +8,7 @@ from ..common import on_meta
 from ..explain import reason_of
 from ..layers import scale_words
 from .base import Check, Finding, ModelContext
+from ..i18n import _
 
 REAL_SIZE = 320  # the image of a real forward, where the meta device lacks an operation a module uses
 
@@ -19,7 +20,7 @@ class Scales(Check):
 
     def applies(self, ctx: ModelContext, session) -> str | None:
         if ctx.doc is None or len(ctx.doc.scales) < 2:
-            return "the YAML declares no other scale"
+            return _("the YAML declares no other scale")
         return None
 
     def run(self, ctx: ModelContext, session) -> str:
@@ -32,7 +33,7 @@ class Scales(Check):
             rest = [s for s, _ in failed[1:]]
             also = f"; scale{'s' if len(rest) > 1 else ''} {', '.join(rest)} fail{'' if len(rest) > 1 else 's'} too" if rest else ""
             raise Finding(failed[0][1] + also)
-        return f"{', '.join(others)} build and run too"
+        return _("{scales} build and run too").format(scales=", ".join(others))
 
     def one(self, ctx: ModelContext, session, scale: str) -> str:
         """'' when the scale builds and runs; else why not, in the YAML's terms."""

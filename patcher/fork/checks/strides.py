@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..common import fmt
 from .base import Check, Finding, ModelContext
 from .forward import Forward
+from ..i18n import _
 
 CANONICAL = "eval 640x640"
 
@@ -17,7 +18,7 @@ class Strides(Check):
 
     def applies(self, ctx: ModelContext, session) -> str | None:
         if ctx.spec.get("own") and ctx.spec["task"] == "classify":
-            return "a classifier of yours predicts once per image, from whatever map its head pools: no levels to check"
+            return _("a classifier of yours predicts once per image, from whatever map its head pools: no levels to check")
         return None
 
     def run(self, ctx: ModelContext, session) -> str:

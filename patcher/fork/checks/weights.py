@@ -7,6 +7,7 @@ from copy import deepcopy
 
 from ..common import relative_error
 from .base import Check, Finding, ModelContext, Skipped
+from ..i18n import _
 
 
 class Weights(Check):
@@ -15,7 +16,7 @@ class Weights(Check):
 
     def applies(self, ctx: ModelContext, session) -> str | None:
         if ctx.model is not None and not hasattr(ctx.model.model[0], "width_list"):
-            return "the model's first layer is no backbone that returns a list of maps"
+            return _("the model's first layer is no backbone that returns a list of maps")
         return None
 
     def run(self, ctx: ModelContext, session) -> str:
@@ -29,7 +30,7 @@ class Weights(Check):
         if type(backbone).__name__ == "TimmBackbone":
             return self.timm(backbone, session)
         if not getattr(backbone, "pretrained", None):
-            raise Skipped("the backbone was given no weights")
+            raise Skipped(_("the backbone was given no weights"))
         args = []
         for arg in model.yaml["backbone"][0][-1]:  # as parse_model reads the row's arguments
             with contextlib.suppress(ValueError, SyntaxError):
