@@ -54,3 +54,9 @@ def test_every_relative_link_leads_somewhere(page):
         if target.startswith(("http://", "https://", "#", "mailto:")):
             continue
         assert (path.parent / target.split("#")[0]).exists(), f"{page}: {target}"
+
+
+def test_test_files_have_unique_names():
+    """pytest imports tests/unit and tests/e2e by basename: two files of one name stop the whole collection."""
+    names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
