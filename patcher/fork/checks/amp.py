@@ -25,12 +25,12 @@ class Amp(Check):
                 loss, _items = model.loss(batch)
             total = loss.sum()
             if not math.isfinite(float(total.detach())):
-                raise Finding(f"under autocast (fp16) the loss is {float(total)}, where fp32 gives {ctx.loss}")
+                raise Finding(_("under autocast (fp16) the loss is {loss}, where fp32 gives {fp32}").format(loss=float(total), fp32=ctx.loss))
             total.backward()
             bad = [n for n, p in model.named_parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
             if bad:
-                raise Finding(f"under autocast (fp16), {len(bad)} gradient(s) are not finite, e.g. {bad[0]}")
+                raise Finding(_("under autocast (fp16), {count} gradient(s) are not finite, e.g. {name}").format(count=len(bad), name=bad[0]))
         finally:
             model.zero_grad(set_to_none=True)
             model.eval()
-        return f"loss {float(total):.4g} under autocast"
+        return _("loss {loss:.4g} under autocast").format(loss=float(total))

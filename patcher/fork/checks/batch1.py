@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..explain import reason_of
 from .base import Check, Finding, ModelContext
+from ..i18n import _
 
 
 class Batch1(Check):
@@ -17,7 +18,7 @@ class Batch1(Check):
             loss, _items = model.loss(batch)
             loss.sum().backward()
         except Exception as exc:  # noqa: BLE001 - the reason is the report
-            raise Finding(reason_of(exc, session.tree, doc=ctx.doc, condition="in a training step at batch size 1")) from exc
+            raise Finding(reason_of(exc, session.tree, doc=ctx.doc, condition=_("in a training step at batch size 1"))) from exc
         finally:
             model.zero_grad(set_to_none=True)
             model.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..explain import reason_of, thop_missing
 from .base import Check, Finding, ModelContext, Status, Verdict
+from ..i18n import _
 
 
 class Build(Check):
@@ -29,8 +30,8 @@ class Build(Check):
                 with session.torch.no_grad():
                     model.eval()(session.image(640, 640))
             except Exception as exc:  # noqa: BLE001 - the reason is the report
-                raise Finding(f"GFLOPs is 0 because the model's forward fails: {reason_of(exc, session.tree)}") from exc
-            raise Finding(f"GFLOPs is 0: the fork's get_flops cannot profile the model{thop_missing()}")
+                raise Finding(_("GFLOPs is 0 because the model's forward fails: {reason}").format(reason=reason_of(exc, session.tree))) from exc
+            raise Finding(_("GFLOPs is 0: the fork's get_flops cannot profile the model{why}").format(why=thop_missing()))
 
     def control(self, ctx: ModelContext, session) -> Verdict:
         """The stock model's yardstick answers: it built, and its GFLOPs are not 0."""

@@ -55,7 +55,7 @@ class Checkpoint(Check):
             expected = reference(image)
             error = relative_error(expected, loaded(image))
         if error > REL_TOL:
-            raise Finding(f"the reloaded model's outputs differ by {error:.2g} (relative)")
+            raise Finding(_("the reloaded model's outputs differ by {error:.2g} (relative)").format(error=error))
         return self.safe_load(path, expected, image, session)
 
     def safe_load(self, path: Path, expected, image, session) -> str:
@@ -69,11 +69,11 @@ class Checkpoint(Check):
         except Exception as exc:  # noqa: BLE001 - the reason is the report
             reason = reason_of(exc, session.tree)
             if "AddModules" in str(exc):  # the class the restricted unpickler refused
-                reason += "; the safe-load allow-list does not accept the AddModules classes (run `ultrapatch apply`)"
-            raise Finding(f"with ULTRALYTICS_SAFE_LOAD=1: {reason}") from exc
+                reason += _("; the safe-load allow-list does not accept the AddModules classes (run `ultrapatch apply`)")
+            raise Finding(_("with ULTRALYTICS_SAFE_LOAD=1: {reason}").format(reason=reason)) from exc
         safe_model = (restricted.get("ema") or restricted["model"]).to(session.device).float().eval()
         with session.torch.no_grad():
             error = relative_error(expected, safe_model(image))
         if error > REL_TOL:
-            raise Finding(f"with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {error:.2g} (relative)")
+            raise Finding(_("with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {error:.2g} (relative)").format(error=error))
         return _("also with ULTRALYTICS_SAFE_LOAD=1")

@@ -11,7 +11,7 @@ from ..data import synthetic_batch
 from ..explain import reason_of
 from .base import Check, Finding, ModelContext
 from .train import TRAIN_SIZE
-from ..i18n import _
+from ..i18n import N_, _
 
 DISTILL_SIZE = 160  # the image of DistillationModel's probe forward (it takes args.imgsz, 640 by default)
 
@@ -45,13 +45,13 @@ class Distill(Check):
         layers = distill.DistillationModel.get_distill_layers
         if not _pairs_by_level(distill) and layers(patched) != layers(stock):
             return self.with_itself(ctx, session, distill, patched, layers(patched), layers(stock))
-        self.distil(session, distill, (("student", patched, stock), ("teacher", deepcopy(stock), deepcopy(patched))))
+        self.distil(session, distill, ((N_("student"), patched, stock), (N_("teacher"), deepcopy(stock), deepcopy(patched))))
         return _("as the student and as the teacher of the stock model")
 
     def with_itself(self, ctx: ModelContext, session, distill, patched, own: list[int], stock: list[int]) -> str:
         """A release whose DistillationModel hooks the teacher at the student's own layer indices: a teacher of
         another layout cannot be paired there (for stock models either), so the model is distilled from a copy."""
-        self.distil(session, distill, (("student", patched, deepcopy(ctx.model)),))
+        self.distil(session, distill, ((N_("student"), patched, deepcopy(ctx.model)),))
         return (
             f"as the student of a copy of itself: this release hooks the teacher at the student's layer indices, and "
             f"the stock {ctx.spec['stock']} reads layers {stock[:-1]} where this model reads {own[:-1]}; a stock "
@@ -70,15 +70,15 @@ class Distill(Check):
                 pair = distill.DistillationModel(teacher_model=teacher, student_model=student).train()
                 loss, _items = pair.loss(batch)
             except Exception as exc:  # noqa: BLE001 - the reason is the report
-                raise Finding(f"as the {role}: {reason_of(exc, session.tree)}") from exc
+                raise Finding(_("as the {role}: {reason}").format(role=_(role), reason=reason_of(exc, session.tree))) from exc
             total = loss.sum()
             if not math.isfinite(float(total.detach())):
-                raise Finding(f"as the {role}: the distillation loss is {float(total)}")
+                raise Finding(_("as the {role}: the distillation loss is {loss}").format(role=_(role), loss=float(total)))
             total.backward()
             trainable = [n for n, p in pair.student_model.named_parameters() if p.requires_grad]
             missing = [n for n, p in pair.student_model.named_parameters() if p.requires_grad and p.grad is None]
             if len(missing) == len(trainable):
-                raise Finding(f"as the {role}: no student parameter receives a gradient")
+                raise Finding(_("as the {role}: no student parameter receives a gradient").format(role=_(role)))
 
 
 def _pairs_by_level(distill) -> bool:

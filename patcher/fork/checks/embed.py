@@ -38,9 +38,11 @@ class Embed(Check):
             if not isinstance(got, (list, tuple)) or not got or tuple(got[0].shape) != tuple(expected[0].shape):
                 found = shapes(got[0] if isinstance(got, (list, tuple)) and got else got)
                 raise Finding(
-                    f"{what} returns a feature of shape {found}, not the second-to-last layer's "
-                    f"{list(expected[0].shape)}: layer indices and places in the model differ"
+                    _(
+                        "{what} returns a feature of shape {found}, not the second-to-last layer's {expected}: layer "
+                        "indices and places in the model differ"
+                    ).format(what=what, found=found, expected=list(expected[0].shape))
                 )
             if relative_error(expected[0], got[0]) > 1e-5:
-                raise Finding(f"{what} returns another layer's feature than the second-to-last layer's")
-        return f"layer {yaml_index}, {expected.shape[1]} values"
+                raise Finding(_("{what} returns another layer's feature than the second-to-last layer's").format(what=what))
+        return _("layer {index}, {values} values").format(index=yaml_index, values=expected.shape[1])

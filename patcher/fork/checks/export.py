@@ -44,5 +44,5 @@ class Export(Check):
         expected = tensors(expected)[: len(got)]
         error = relative_error(expected, [torch.from_numpy(numpy.asarray(g)) for g in got])
         if error > REL_TOL:
-            raise Finding(f"the ONNX model's outputs differ by {error:.2g} (relative) from the PyTorch model's")
+            raise Finding(_("the ONNX model's outputs differ by {error:.2g} (relative) from the PyTorch model's").format(error=error))
         return Path(onnx_file).name

@@ -19,14 +19,14 @@ class Forward(Check):
             return _("no stock model to compare output shapes with")
         levels = self.levels_differ(seen, stock)
         if spec.get("own") and levels:
-            return f"output shapes not compared: the head reads strides {levels[0]}, the stock {spec['stock']} {levels[1]}"
+            return _("output shapes not compared: the head reads strides {ours}, the stock {stock} {theirs}").format(ours=levels[0], stock=spec["stock"], theirs=levels[1])
         differ = False
         for key, expected in stock["shapes"].items():
             got = seen["shapes"].get(key)
             if got == expected:
                 continue
             if not spec.get("own") or not same_structure(got, expected):
-                raise Finding(f"{key}: output shapes {got}, where the stock {spec['stock']} gives {expected}")
+                raise Finding(_("{key}: output shapes {got}, where the stock {stock} gives {expected}").format(key=key, got=got, stock=spec["stock"], expected=expected))
             differ = True
         return _("the outputs are the stock model's, in sizes of the YAML's own widths") if differ else ""
 

@@ -32,5 +32,5 @@ class Freeze(Check):
         if extra or left:
             what = [f"{len(extra)} parameter(s) outside layers 0-{count - 1} (e.g. {extra[0]})"] if extra else []
             what += [f"left {len(left)} of the backbone's (e.g. {left[0]}) trainable"] if left else []
-            raise Finding(f"freeze={count} froze {' and '.join(what)}: the trainer's layer numbers are not the YAML's")
-        return f"freeze={count}: {len(frozen & backbone)} parameters of layers 0-{count - 1} frozen, nothing else"
+            raise Finding(_("freeze={count} froze {what}: the trainer's layer numbers are not the YAML's").format(count=count, what=" and ".join(what)))
+        return _("freeze={count}: {frozen} parameters of layers 0-{last} frozen, nothing else").format(count=count, frozen=len(frozen & backbone), last=count - 1)

@@ -6,6 +6,7 @@ from ..common import relative_error, tensors
 from ..data import head_inputs
 from .base import Check, Finding, ModelContext
 from .embed import COMPARE_SIZE
+from ..i18n import _
 
 REL_TOL = 1e-3
 
@@ -29,9 +30,9 @@ class Fuse(Check):
         if spec["builder"] != "RTDETR" and not getattr(model.model[-1], "end2end", False):
             error = max(error, relative_error(tensors(out[0])[:1], tensors(out[1])[:1]))
         if error > REL_TOL:
-            raise Finding(f"model.fuse() changes the outputs by {error:.2g} (relative)")
+            raise Finding(_("model.fuse() changes the outputs by {error:.2g} (relative)").format(error=error))
         unfused = sum(hasattr(m, "switch_to_deploy") and getattr(m, "deploy", True) is False for m in model.modules())
         if unfused:
-            raise Finding(f"model.fuse() left {unfused} reparameterisable block(s) in training form (the fuse edit is missing)")
+            raise Finding(_("model.fuse() left {count} reparameterisable block(s) in training form (the fuse edit is missing)").format(count=unfused))
         ctx.fused_params = sum(p.numel() for p in model.parameters())
         return ""

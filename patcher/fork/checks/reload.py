@@ -24,12 +24,12 @@ class Reload(Check):
             expected = reference(image)
         answer = session.reloader().ask(ctx.checkpoint, image, expected, ctx.spec["builder"])
         if answer.get("error"):
-            raise Finding(f"in a new process: {answer['error']}")
+            raise Finding(_("in a new process: {error}").format(error=answer["error"]))
         if answer["difference"] > REL_TOL:
-            raise Finding(f"in a new process, the reloaded model's outputs differ by {answer['difference']:.2g} (relative)")
+            raise Finding(_("in a new process, the reloaded model's outputs differ by {error:.2g} (relative)").format(error=answer["difference"]))
         if answer.get("safe_error"):
-            raise Finding(f"in a new process with ULTRALYTICS_SAFE_LOAD=1: {answer['safe_error']}")
+            raise Finding(_("in a new process with ULTRALYTICS_SAFE_LOAD=1: {error}").format(error=answer["safe_error"]))
         safe = answer.get("safe_difference")
         if safe is not None and safe > REL_TOL:
-            raise Finding(f"in a new process with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {safe:.2g} (relative)")
+            raise Finding(_("in a new process with ULTRALYTICS_SAFE_LOAD=1, the outputs differ by {error:.2g} (relative)").format(error=safe))
         return _("in a new process, also with ULTRALYTICS_SAFE_LOAD=1") if safe is not None else _("in a new process")

@@ -27,16 +27,16 @@ class Strides(Check):
         expected = self.expected(ctx, seen)
         for key, got in seen["head_strides"].items():
             if got != expected:
-                raise Finding(f"{key}: the head receives maps at strides {fmt(got)}, not {fmt(expected)}{self.advice(ctx)}")
+                raise Finding(_("{key}: the head receives maps at strides {got}, not {expected}{advice}").format(key=key, got=fmt(got), expected=fmt(expected), advice=self.advice(ctx)))
         stock = session.stock_of(spec).get("observed")
         if spec.get("own"):
             if spec["task"] != "classify" and seen["stride"] != expected:
-                raise Finding(f"model.stride is {fmt(seen['stride'])}, where the head receives maps at strides {fmt(expected)}")
+                raise Finding(_("model.stride is {stride}, where the head receives maps at strides {expected}").format(stride=fmt(seen["stride"]), expected=fmt(expected)))
             if stock is not None and stock["stride"] != expected:
-                return f"strides {fmt(expected)} (the stock {spec['stock']}: {fmt(stock['stride'])})"
+                return _("strides {expected} (the stock {stock}: {theirs})").format(expected=fmt(expected), stock=spec["stock"], theirs=fmt(stock["stride"]))
             return ""
         if stock is not None and seen["stride"] != stock["stride"]:
-            raise Finding(f"model.stride is {fmt(seen['stride'])}, where the stock model has {fmt(stock['stride'])}")
+            raise Finding(_("model.stride is {stride}, where the stock model has {theirs}").format(stride=fmt(seen["stride"]), theirs=fmt(stock["stride"])))
         return ""
 
     def expected(self, ctx: ModelContext, seen: dict) -> list[float]:
@@ -49,14 +49,16 @@ class Strides(Check):
         got = seen["head_strides"].get(CANONICAL) or next(iter(seen["head_strides"].values()), [])
         if not got or any(b != 2 * a for a, b in zip(got, got[1:])):
             raise Finding(
-                f"{CANONICAL}: the head receives maps at strides {fmt(got)}; each level must have twice the stride of "
-                f"the one before (8, 16, 32; or 4, 8, 16, 32 with a P2 level), in the order of its `from`"
+                _(
+                    "{probe}: the head receives maps at strides {got}; each level must have twice the stride of the one "
+                    "before (8, 16, 32; or 4, 8, 16, 32 with a P2 level), in the order of its `from`"
+                ).format(probe=CANONICAL, got=fmt(got))
             )
         return got
 
     def advice(self, ctx: ModelContext) -> str:
         if ctx.spec.get("own"):
-            return ": a layer between the image and the head changes the stride with the image's size or mode"
-        return "; the backbone must return four maps (strides 4, 8, 16, 32) and the head read P3-P5 as layers 2-4"
+            return _(": a layer between the image and the head changes the stride with the image's size or mode")
+        return _("; the backbone must return four maps (strides 4, 8, 16, 32) and the head read P3-P5 as layers 2-4")
 
     control = Forward.control

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from .base import Check, Finding, ModelContext
+from ..i18n import _
 
 VAL_SIZE = 160  # validation's image size: its rectangular batches of the two synthetic images are 160x192 and 192x160
 
@@ -33,14 +34,14 @@ class Val(Check):
             )  # fmt: skip
         results = dict(getattr(metrics, "results_dict", {}) or {})
         if not results:
-            raise Finding(f"validation returned no metrics ({type(metrics).__name__})")
+            raise Finding(_("validation returned no metrics ({kind})").format(kind=type(metrics).__name__))
         bad = sorted(k for k, v in results.items() if not math.isfinite(float(v)))
         if bad:
-            raise Finding(f"validation's {bad[0]} is {results[bad[0]]}")
+            raise Finding(_("validation's {metric} is {value}").format(metric=bad[0], value=results[bad[0]]))
         if task != "classify":
             from ultralytics.utils.metrics import compute_ap
 
             ap = float(compute_ap([0.0, 0.5, 1.0], [1.0, 1.0, 0.5])[0])
             if not 0.0 < ap <= 1.0:
-                raise Finding(f"the fork's compute_ap gives {ap} for a curve whose AP lies in (0, 1]")
+                raise Finding(_("the fork's compute_ap gives {ap} for a curve whose AP lies in (0, 1]").format(ap=ap))
         return ""
