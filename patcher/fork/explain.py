@@ -3,6 +3,7 @@ message, with where in the fork it happened."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from .verdicts import Cause
 from .common import inside
 from .layers import describe
+from .i18n import _
 
 
 def where(exc: BaseException, tree: Path) -> str:
@@ -18,7 +20,7 @@ def where(exc: BaseException, tree: Path) -> str:
     if not frames:
         return ""
     frame = frames[-1]
-    return f" (at {Path(frame.filename).resolve().relative_to(tree)}:{frame.lineno})"
+    return _(" (at {file}:{line})").format(file=Path(frame.filename).resolve().relative_to(tree), line=frame.lineno)
 
 
 def forward_loop(exc: BaseException, tree: Path) -> str:
@@ -61,37 +63,38 @@ def explain(exc: BaseException, tree: Path, variant: str = "", doc=None, conditi
     text = f"{type(exc).__name__}: {exc}".strip()
     loop = forward_loop(exc, tree)
     if loop and "list" in text and "Sizes of tensors must match" not in text:
-        return (
-            f"{loop} hands the backbone's list of maps to the next layer as one input: parse_model gave its maps "
-            f"no BackboneMap layers (the parse-model-index edit is missing; run `ultrapatch apply`)"
-        ), Cause.ERROR
+        return _(
+            "{loop} hands the backbone's list of maps to the next layer as one input: parse_model gave its maps no "
+            "BackboneMap layers (the parse-model-index edit is missing; run `ultrapatch apply`)"
+        ).format(loop=loop), Cause.ERROR
     if "forward() missing 1 required positional argument" in text and any(
         f.name == "parse_model" for f in traceback.extract_tb(exc.__traceback__)
     ):
-        return (
-            f"parse_model calls the backbone its branch already built as if it were a class: the parse-model-index "
-            f"edit is missing (run `ultrapatch apply`){where(exc, tree)}"
-        ), Cause.ERROR
+        return _(
+            "parse_model calls the backbone its branch already built as if it were a class: the parse-model-index edit "
+            "is missing (run `ultrapatch apply`){where}"
+        ).format(where=where(exc, tree)), Cause.ERROR
     if isinstance(exc, KeyError) and variant and variant in str(exc):
-        return (
-            f"parse_model does not know {variant}: ultralytics/nn/tasks.py does not import it "
-            f"(run `ultrapatch apply`){where(exc, tree)}"
+        return _("parse_model does not know {variant}: ultralytics/nn/tasks.py does not import it (run `ultrapatch apply`){where}").format(
+            variant=variant, where=where(exc, tree)
         ), Cause.ERROR
     if isinstance(exc, MemoryError) or "can't allocate memory" in text:
-        return f"it ran out of memory{memory_limit_note()}: {text.splitlines()[0][:200]}{where(exc, tree)}", Cause.ERROR
+        return _("it ran out of memory{note}: {error}{where}").format(
+            note=memory_limit_note(), error=text.splitlines()[0][:200], where=where(exc, tree)
+        ), Cause.ERROR
     if "trapz" in text:
         import numpy
 
-        return (
-            f"numpy {numpy.__version__} has no np.trapz, which this release calls (numpy < 2.4 has it){where(exc, tree)}"
+        return _("numpy {version} has no np.trapz, which this release calls (numpy < 2.4 has it){where}").format(
+            version=numpy.__version__, where=where(exc, tree)
         ), Cause.ERROR
     if "Weights only load failed" in text or "weights_only" in text:
         import torch
 
-        return (
-            f"torch {torch.__version__} loads checkpoints with weights_only=True, and this release's loader does not "
-            f"ask for full checkpoints: no .pt file loads here, stock or patched (torch < 2.6 can){where(exc, tree)}"
-        ), Cause.KNOWN_LIMIT
+        return _(
+            "torch {version} loads checkpoints with weights_only=True, and this release's loader does not ask for full "
+            "checkpoints: no .pt file loads here, stock or patched (torch < 2.6 can){where}"
+        ).format(version=torch.__version__, where=where(exc, tree)), Cause.KNOWN_LIMIT
     in_layer = describe(exc, doc, condition)
     if in_layer is not None:
         return in_layer, Cause.ERROR
@@ -112,16 +115,16 @@ def memory_limit_note() -> str:
     soft = resource.getrlimit(resource.RLIMIT_DATA)[0]
     if soft == resource.RLIM_INFINITY:
         return ""
-    return (
-        f" (this verification process may hold {soft / (1 << 30):.1f} GiB: nine tenths of the machine's memory shared "
-        f"among the processes; `--jobs 1` gives one process all of it)"
-    )
+    return _(
+        " (this verification process may hold {gib:.1f} GiB: nine tenths of the machine's memory shared among the "
+        "processes; `--jobs 1` gives one process all of it)"
+    ).format(gib=soft / (1 << 30))
 
 
 def thop_missing() -> str:
     """', because ...' when thop, which the fork's get_flops counts with, cannot be imported; else ''."""
     try:
-        import thop  # noqa: F401
+        importlib.import_module("thop")  # imported, not only found: a broken install counts as missing
     except ImportError:
-        return f", because {sys.executable} cannot import thop (pip install ultralytics-thop)"
+        return _(", because {python} cannot import thop (pip install ultralytics-thop)").format(python=sys.executable)
     return ""

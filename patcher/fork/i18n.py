@@ -6,6 +6,7 @@ file or a catalog is missing, English."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 PARENT = Path(__file__).resolve().parent.parent / "i18n.py"
@@ -21,7 +22,9 @@ def _load():
         return None
 
 
-_i18n = _load()
+# In ultrapatch's own process (which imports some fork modules: the checks' table, yamlfile), the one catalog it
+# already has, so that `--json`'s English holds for these sentences too; in the fork's processes, the file loaded.
+_i18n = sys.modules.get("patcher.i18n") or _load()
 
 
 def _(message: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .yamlfile import ModelYaml, Row
+from .i18n import _
 
 FORWARD_LOOPS = {"_predict_once", "predict"}
 
@@ -75,31 +76,31 @@ def describe(exc: BaseException, doc: ModelYaml | None, where: str = "") -> str 
     at = f" {where}" if where else ""
     text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     if found.building:
-        return f"{named} cannot be built{at}: {text}"
+        return _("{layer} cannot be built{at}: {error}").format(layer=named, at=at, error=text)
     channels = _channels(found, text)
     if channels is not None and channels[0] != channels[1]:
-        return f"{named} expects {channels[0]} input channels and gets {channels[1]}{at}"
+        return _("{layer} expects {expected} input channels and gets {got}{at}").format(layer=named, expected=channels[0], got=channels[1], at=at)
     if "Expected more than 1 value per channel" in text:
         inner = type(found.inner).__name__ if found.inner is not None else "a BatchNorm"
-        return (
-            f"{named} cannot train on a batch of one image: its {inner} normalises a 1x1 map, which needs more "
-            f"than one value per channel (the trainer's last batch can hold one image; pool after the norm, or use a "
-            f"norm without batch statistics)"
-        )
+        return _(
+            "{layer} cannot train on a batch of one image: its {inner} normalises a 1x1 map, which needs more than one "
+            "value per channel (the trainer's last batch can hold one image; pool after the norm, or use a norm without "
+            "batch statistics)"
+        ).format(layer=named, inner=inner)
     sizes = _map_sizes(found.inputs)
     if type(found.module).__name__ == "Concat" and len(set(sizes)) > 1:
-        return (
-            f"{named} joins maps of sizes {', '.join(sizes)}{at}: the layers it joins must be at the same stride "
-            f"(an Upsample or a stride-2 Conv is missing)"
-        )
-    return f"{named} fails{at}: {text}"
+        return _(
+            "{layer} joins maps of sizes {sizes}{at}: the layers it joins must be at the same stride (an Upsample or a "
+            "stride-2 Conv is missing)"
+        ).format(layer=named, sizes=", ".join(sizes), at=at)
+    return _("{layer} fails{at}: {error}").format(layer=named, at=at, error=text)
 
 
 def _named(found: Culprit, row: Row | None) -> str:
     if row is not None:
-        return f"line {row.line}: {row.describe()}"
+        return _("line {line}: {row}").format(line=row.line, row=row.describe())
     module = type(found.module).__name__ if found.module is not None else "?"
-    return f"layer {found.index} ({module}, from {getattr(found.module, 'f', '?')})"
+    return _("layer {index} ({module}, from {source})").format(index=found.index, module=module, source=getattr(found.module, "f", "?"))
 
 
 CONV_CHANNELS = re.compile(r"to have (\d+) channels, but got (\d+) channels")
@@ -137,6 +138,8 @@ def scale_words(doc: ModelYaml | None, scale: str | None) -> str:
     values = doc.scales[scale]
     try:
         depth, width, max_channels = values
-        return f"at scale {scale} (depth {depth:.2f}, width {width:.2f}, max_channels {max_channels})"
+        return _("at scale {scale} (depth {depth:.2f}, width {width:.2f}, max_channels {max_channels})").format(
+            scale=scale, depth=depth, width=width, max_channels=max_channels
+        )
     except (TypeError, ValueError):
-        return f"at scale {scale}"
+        return _("at scale {scale}").format(scale=scale)
