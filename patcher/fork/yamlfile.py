@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from .i18n import _
 
 # Heads that predict at several strides (their `from` lists one map per level), and the classifier's: a substring of
 # the module's name in lower case, as Ultralytics' own guess of a YAML's task reads it.
@@ -122,20 +123,22 @@ def parse(text: str, path: str) -> ModelYaml:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return ModelYaml(path, {}, problems=[f"{where}the file is not valid YAML ({problem})"], shown=path)
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        return ModelYaml(path, {}, problems=["the file is not a model YAML: it has no `backbone:` and `head:` lists"], shown=path)
+        return ModelYaml(path, {}, problems=[_("the file is not a model YAML: it has no `backbone:` and `head:` lists")], shown=path)
     doc = ModelYaml(path, data, shown=path)
     nodes = {key.value: value for key, value in node.value if isinstance(key, yaml.ScalarNode)}
     index = 0
     for section in ("backbone", "head"):
         rows, rows_node = data.get(section), nodes.get(section)
         if not isinstance(rows, list) or not isinstance(rows_node, yaml.SequenceNode):
-            doc.problems.append(f"the YAML has no `{section}:` list of rows")
+            doc.problems.append(_("the YAML has no `{section}:` list of rows").format(section=section))
             continue
         for value, row_node in zip(rows, rows_node.value):
             line = row_node.start_mark.line + 1
             if not isinstance(value, list) or len(value) != 4:
-                got = f"{len(value)} item(s)" if isinstance(value, list) else repr(value)
-                doc.problems.append(f"line {line}: layer {index}: a row is [from, repeats, module, args]; this one has {got}")
+                got = _("{count} item(s)").format(count=len(value)) if isinstance(value, list) else repr(value)
+                doc.problems.append(
+                    _("line {line}: layer {index}: a row is [from, repeats, module, args]; this one has {got}").format(line=line, index=index, got=got)
+                )
                 value = (list(value) + [None] * 4)[:4] if isinstance(value, list) else [None] * 4
             doc.rows.append(Row(index, section, line, *value))
             index += 1
@@ -150,17 +153,20 @@ def _read_scales(doc: ModelYaml, node) -> None:
     if scales is None:
         return
     if not isinstance(scales, dict) or not isinstance(node, yaml.MappingNode):
-        doc.problems.append(f"line {node.start_mark.line + 1 if node else '?'}: `scales:` is a table of letter: [depth, width, max_channels]")
+        doc.problems.append(
+            _("line {line}: `scales:` is a table of letter: [depth, width, max_channels]").format(line=node.start_mark.line + 1 if node else "?")
+        )
         return
     lines = {str(key.value): value.start_mark.line + 1 for key, value in node.value}
     for letter, values in scales.items():
         doc.scales[str(letter)], doc.scale_lines[str(letter)] = values, lines.get(str(letter), 0)
         good = isinstance(values, list) and len(values) == 3 and all(isinstance(v, (int, float)) and v > 0 for v in values)
         if not good:
-            count = f"{len(values)} value(s)" if isinstance(values, list) else repr(values)
+            count = _("{count} value(s)").format(count=len(values)) if isinstance(values, list) else repr(values)
             doc.problems.append(
-                f"line {lines.get(str(letter), '?')}: scale {letter} has {count}; a scale row is [depth, width, "
-                f"max_channels], three positive numbers"
+                _("line {line}: scale {letter} has {count}; a scale row is [depth, width, max_channels], three positive numbers").format(
+                    line=lines.get(str(letter), "?"), letter=letter, count=count
+                )
             )
 
 
@@ -183,19 +189,24 @@ def findings(
     for row in doc.rows:
         found += _from_findings(row, count)
         if not isinstance(row.repeats, int) or isinstance(row.repeats, bool) or row.repeats < 1:
-            found.append(f"line {row.line}: {row.short()}: repeats must be a whole number of at least 1, not {row.repeats!r}")
+            found.append(_("line {line}: {row}: repeats must be a whole number of at least 1, not {value}").format(line=row.line, row=row.short(), value=repr(row.repeats)))
         if not isinstance(row.module, str) or not row.module:
-            found.append(f"line {row.line}: layer {row.index}: the module must be a name, not {row.module!r}")
+            found.append(_("line {line}: layer {index}: the module must be a name, not {value}").format(line=row.line, index=row.index, value=repr(row.module)))
         elif not defined(row.module):
-            found.append(f"line {row.line}: {row.short()}: the module {row.module} is not defined in this fork{missing_hint(row.module)}")
+            found.append(
+                _("line {line}: {row}: the module {module} is not defined in this fork{hint}").format(
+                    line=row.line, row=row.short(), module=row.module, hint=missing_hint(row.module)
+                )
+            )
         if row.args is not None and not isinstance(row.args, list):
-            found.append(f"line {row.line}: {row.short()}: args must be a list, such as [256] or [], not {row.args!r}")
+            found.append(_("line {line}: {row}: args must be a list, such as [256] or [], not {value}").format(line=row.line, row=row.short(), value=repr(row.args)))
     found += _head_findings(doc, stock_levels)
     letter = doc.scale_in_name()
     if letter and doc.scales and letter not in doc.scales:
         found.append(
-            f"the file name asks for scale {letter} ({Path(doc.path).name}), and the YAML's scales are "
-            f"{', '.join(doc.scales)}: Ultralytics stops with a KeyError"
+            _("the file name asks for scale {letter} ({file}), and the YAML's scales are {scales}: Ultralytics stops with a KeyError").format(
+                letter=letter, file=Path(doc.path).name, scales=", ".join(doc.scales)
+            )
         )
     return found
 
@@ -205,14 +216,17 @@ def _from_findings(row: Row, count: int) -> list[str]:
     found = []
     for j in sources:
         if not isinstance(j, int) or isinstance(j, bool):
-            found.append(f"line {row.line}: layer {row.index}: `from` must be a layer index or a list of them, not {row.source!r}")
+            found.append(
+                _("line {line}: layer {index}: `from` must be a layer index or a list of them, not {value}").format(line=row.line, index=row.index, value=repr(row.source))
+            )
         elif j >= count:
-            found.append(f"line {row.line}: {row.short()}: `from` {j} is out of range: the YAML has layers 0-{count - 1}")
+            found.append(_("line {line}: {row}: `from` {j} is out of range: the YAML has layers 0-{last}").format(line=row.line, row=row.short(), j=j, last=count - 1))
         elif j >= row.index:
-            what = "itself" if j == row.index else "a later layer"
-            found.append(f"line {row.line}: {row.short()}: `from` {j} refers to {what}; a layer reads only earlier ones")
+            said = _("line {line}: {row}: `from` {j} refers to itself; a layer reads only earlier ones") if j == row.index else _(
+                "line {line}: {row}: `from` {j} refers to a later layer; a layer reads only earlier ones")  # fmt: skip
+            found.append(said.format(line=row.line, row=row.short(), j=j))
         elif j < 0 and row.index + j < 0 and not (row.index == 0 and j == -1):
-            found.append(f"line {row.line}: {row.short()}: `from` {j} reaches before layer 0")
+            found.append(_("line {line}: {row}: `from` {j} reaches before layer 0").format(line=row.line, row=row.short(), j=j))
     return found
 
 
@@ -223,13 +237,14 @@ def _head_findings(doc: ModelYaml, stock_levels: int | None) -> list[str]:
     name = head.module.lower()
     inputs = len(head.source) if isinstance(head.source, list) else 1
     if name in {"classify", "classifier"} and isinstance(head.source, list) and len(head.source) > 1:
-        return [f"line {head.line}: {head.short()}: a Classify head reads one map, not {len(head.source)}"]
+        return [_("line {line}: {row}: a Classify head reads one map, not {count}").format(line=head.line, row=head.short(), count=len(head.source))]
     wanted = stock_levels or STOCK_LEVELS
     if any(word in name for word in LEVEL_HEADS) and inputs < wanted:
         return [
-            f"line {head.line}: {head.short()}: the head reads {inputs} map(s) where its family's stock head reads "
-            f"{wanted} (P3, P4, P5): it predicts at every level it reads, so each level needs its map (a P2 head "
-            f"reads 4)"
+            _(
+                "line {line}: {row}: the head reads {inputs} map(s) where its family's stock head reads {wanted} (P3, P4, "
+                "P5): it predicts at every level it reads, so each level needs its map (a P2 head reads 4)"
+            ).format(line=head.line, row=head.short(), inputs=inputs, wanted=wanted)
         ]
     return []
 
