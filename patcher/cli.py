@@ -60,7 +60,7 @@ def _echo_reports(plan: Plan, err: bool) -> None:
     width = max(len(r.edit.name) for r in plan.reports)
     for r in plan.reports:
         details = [r.detail] if r.detail and r.status is Status.NOT_IN_RELEASE else list(r.kept)
-        detail = f" ({'; '.join(details)})" if details else ""
+        detail = _(" ({detail})").format(detail=_("; ").join(details)) if details else ""
         click.echo(f"  {r.edit.name:<{width}}  {r.status.shown}{detail}", err=err)
     for r in plan.failed:
         click.echo(_("error: {edit}: {detail}").format(edit=r.edit.name, detail=r.detail), err=True)

@@ -196,12 +196,12 @@ def format_status(report: dict[str, Any]) -> str:
     width = max(len(e["name"]) for e in report["edits"])
     lines.append(_("edits:"))
     for edit in report["edits"]:
-        detail = f" ({edit['detail']})" if edit["detail"] else ""
+        detail = _(" ({detail})").format(detail=edit["detail"]) if edit["detail"] else ""
         lines.append(f"  {edit['name']:<{width}}  {pgettext('edit state', edit['state'])}{detail}")
     lines.append(_("backbones:"))
     width = max(width, *(len(b["name"]) for b in report["backbones"]))
     for backbone in report["backbones"]:
-        detail = f" ({backbone['detail']})" if backbone["detail"] else ""
+        detail = _(" ({detail})").format(detail=backbone["detail"]) if backbone["detail"] else ""
         lines.append(f"  {backbone['name']:<{width}}  {_(backbone['state'])}{detail}")
     return "\n".join(lines)
 

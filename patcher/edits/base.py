@@ -18,7 +18,7 @@ import libcst as cst
 from patcher import textio
 from patcher.edits import splice
 from patcher.backbones import BACKBONE_MAP, Backbone
-from patcher.i18n import NC_, pgettext
+from patcher.i18n import NC_, _, pgettext
 from patcher.tree import Version
 
 
@@ -53,7 +53,8 @@ class AnchorMissing(EditError):
     def __init__(self, file: str, where: str, construct: str, hint: str = ""):
         self.file, self.where, self.construct, self.hint = file, where, construct, hint
         location = f"{file}, {where}" if where else file
-        super().__init__(f"{location}: could not find {construct}" + (f". {hint}" if hint else ""))
+        said = _("{location}: could not find {construct}").format(location=location, construct=construct)
+        super().__init__(said + (f". {hint}" if hint else ""))
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,7 @@ class SourceEdit(Edit):
     def apply(self, files: Workspace, ctx: Context) -> None:
         if not files.present(self.target):
             if self.optional:
-                raise NotInRelease(f"no {self.target}")
+                raise NotInRelease(_("no {target}").format(target=self.target))
             raise AnchorMissing(self.target, "", "the file", "Is the tree complete?")
         module = files.module(self.target)
         new = self.transform(module, ctx)

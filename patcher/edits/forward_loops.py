@@ -38,6 +38,7 @@ from patcher.edits.shapes import (
     top_level_class,
     with_body,
 )
+from patcher.i18n import _
 
 SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
 LAYER_LOOP = m.For(target=m.Name("m"), iter=SELF_MODEL | m.Subscript(value=SELF_MODEL))
@@ -67,7 +68,7 @@ class ListOutputs(SourceEdit):
         cls = top_level_class(module, self.cls)
         if cls is None:
             if self.optional:
-                raise NotInRelease(f"no {self.cls}")
+                raise NotInRelease(_("no {target}").format(target=self.cls))
             raise AnchorMissing(self.target, "module level", f"class {self.cls}")
         func = method(cls, self.func)
         if func is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from patcher.backbones import module_backbones
 from patcher.edits.base import Context, Edit, NotInRelease, Refused, Workspace
+from patcher.i18n import _
 
 
 class ModelYamls(Edit):
@@ -21,7 +22,7 @@ class ModelYamls(Edit):
         chosen = [*ctx.backbones, *module_backbones(ctx.modules)]
         wanted = [(path, b.render(template, variant)) for b in chosen for template, variant, path in b.yamls(ctx.release)]
         if not wanted:
-            raise NotInRelease("no family of these backbones' templates")
+            raise NotInRelease(_("no family of these backbones' templates"))
         for path, text in wanted:
             current = files.read(path)
             if current is not None and current != text and path not in ctx.ours:

@@ -12,6 +12,7 @@ from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit
 from patcher.edits.shapes import call_to, find_all, replace
+from patcher.i18n import _
 
 RECT_VAL = m.Arg(keyword=m.Name("rect"), value=m.Comparison(left=m.Name("mode"), comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.SimpleString())]))
 RECT_FALSE = m.Arg(keyword=m.Name("rect"), value=m.Name("False"))
@@ -32,7 +33,7 @@ class RectFalse(SourceEdit):
             if any(m.matches(arg, RECT_FALSE) for call in calls for arg in call.args):
                 return module
             if self.optional:
-                raise NotInRelease(f'no `rect=mode == "val"` in {self.target}')
+                raise NotInRelease(_('no `rect=mode == "val"` in {target}').format(target=self.target))
             raise AnchorMissing(self.target, f"{self.trainer}.build_dataset", '`build_yolo_dataset(..., rect=mode == "val", ...)`')
         new = module
         for arg in to_edit:

@@ -24,6 +24,7 @@ from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit
 from patcher.edits.shapes import TASKS, find_all, index_of, method, parse, replace_within, statement, top_level_class
+from patcher.i18n import _
 
 PACKAGE = "ultralytics.nn.AddModules"
 # `module.rpartition(".")[0] in {"torch.nn.modules", "ultralytics.nn.modules"}`
@@ -44,7 +45,7 @@ class SafeLoadAllowList(SourceEdit):
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
         cls = top_level_class(module, "_SafeLoad")
         if cls is None:
-            raise NotInRelease("no _SafeLoad: opt-in safe loading arrived in 8.4.100")
+            raise NotInRelease(_("no _SafeLoad: opt-in safe loading arrived in 8.4.100"))
         if any(s.evaluated_value == PACKAGE for s in find_all(cls, m.SimpleString())):
             return module
         loading = method(cls, "loading")

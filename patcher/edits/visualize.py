@@ -20,6 +20,7 @@ from patcher.edits import match as m
 
 from patcher.edits.base import AnchorMissing, Context, NotInRelease, SourceEdit, Workspace
 from patcher.edits.shapes import body_of, find_all, index_of, parse, replace_within, top_level_function, with_body
+from patcher.i18n import _
 
 PLOTTING = "ultralytics/utils/plotting.py"
 TENSOR_TEST = m.Call(
@@ -42,18 +43,18 @@ class TensorsOnly(SourceEdit):
     def apply(self, files: Workspace, ctx: Context) -> None:
         text = files.read(self.target)
         if text is not None and not DEFINED.search(text):
-            raise NotInRelease(f"no feature_visualization in {self.target}")
+            raise NotInRelease(_("no feature_visualization in {target}").format(target=self.target))
         super().apply(files, ctx)
 
     def transform(self, module: cst.Module, ctx: Context) -> cst.Module:
         func = top_level_function(module, "feature_visualization")
         if func is None:  # 8.4.x draws feature maps elsewhere, and tests for tensors there
-            raise NotInRelease(f"no feature_visualization in {self.target}")
+            raise NotInRelease(_("no feature_visualization in {target}").format(target=self.target))
         statements = list(body_of(func))
         if index_of(statements, OURS) is not None:
             return module
         if find_all(func, TENSOR_TEST):
-            raise NotInRelease("feature_visualization draws tensors only")
+            raise NotInRelease(_("feature_visualization draws tensors only"))
         loop = index_of(statements, HEADS_LOOP)
         if loop is None:
             raise AnchorMissing(self.target, "feature_visualization", '`for m in ["Detect", ...]:` over the head types')
