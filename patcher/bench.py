@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from patcher.errors import UltrapatchError
+from patcher.i18n import N_, _
 from patcher.launcher import command, fork_env
 from patcher.tree import Tree
 from patcher.verify import ModelSpec, shadow_message, unique_log
@@ -76,9 +77,11 @@ def run(
                 if kind == "environment":
                     environment = event
                     progress(
-                        f"timing {len(models)} model(s) against stock with {event['executable']} (torch "
-                        f"{event['torch']}, Ultralytics {event['release']}, device {event.get('device_name', device)})"
-                    )
+                        _("timing {count} model(s) against stock with {executable} (torch {torch}, Ultralytics {release}, device {device})").format(
+                            count=len(models), executable=event["executable"], torch=event["torch"], release=event["release"],
+                            device=event.get("device_name", device),
+                        )
+                    )  # fmt: skip
                 elif kind == "shadowed":
                     process.kill()
                     raise UltrapatchError(shadow_message(tree, python, event))
@@ -92,8 +95,11 @@ def run(
         if process.returncode != 0 or len(pairs) != len(models):
             tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
             raise UltrapatchError(
-                f"the benchmark process in {python} stopped (exit {process.returncode}); the last lines of its log "
-                f"({log}):\n  " + "\n  ".join(tail)
+                _("the benchmark process in {python} stopped (exit {code}); the last lines of its log ({log}):").format(
+                    python=python, code=process.returncode, log=log
+                )
+                + "\n  "
+                + "\n  ".join(tail)
             )
     return {
         "release": environment.get("release"),
@@ -118,7 +124,7 @@ MARGIN = 0.03
 CPU_BATCHES, GPU_BATCHES = [1, 4], [1, 32]  # the defaults: under a minute per model pair on a 2-core CPU at 640
 CPU_ROUNDS, GPU_ROUNDS = 16, 10
 PAIR_BUDGET = 60  # seconds: with the default rounds, a heavier pair (RT-DETR-l) gets fewer, down to 6
-TIMED = (("latency_ms", "latency", False), ("throughput", "throughput", True), ("train_throughput", "training", True))
+TIMED = (("latency_ms", N_("latency"), False), ("throughput", N_("throughput"), True), ("train_throughput", N_("training"), True))
 
 
 def direction(low: float, high: float, higher_is_faster: bool) -> str | None:
@@ -130,26 +136,33 @@ def direction(low: float, high: float, higher_is_faster: bool) -> str | None:
     return None
 
 
-def verdict(pair: dict) -> str:
-    """The headline of a row: the latency ratio with its interval, and what the intervals of latency, throughput and
-    training support: slower, faster, or no clear difference."""
-    if "error" in pair:
-        return f"could not be timed: {pair['error']}"
-    ratio, bounds = pair["ratio"], pair.get("interval", {})
-    found = {}
+def judged(pair: dict) -> dict[str | None, list[str]]:
+    """What the intervals of latency, throughput and training support: {'slower': [...], 'faster': [...], None: [...]}
+    (None: no clear difference), each with the figures' names."""
+    ratio, bounds = pair.get("ratio", {}), pair.get("interval", {})
+    found: dict[str | None, list[str]] = {}
     for key, what, higher_is_faster in TIMED:
         if key in ratio and key in bounds:
             found.setdefault(direction(*bounds[key], higher_is_faster), []).append(what)
-    latency = ratio.get("latency_ms")
-    head = f"{latency:.2f}x stock's latency" + (f" [{bounds['latency_ms'][0]:.2f}, {bounds['latency_ms'][1]:.2f}]" if "latency_ms" in bounds else "")
+    return found
+
+
+def verdict(pair: dict) -> str:
+    """The headline of a row: the latency ratio with its interval, and what the intervals support: slower, faster, or
+    no clear difference."""
+    if "error" in pair:
+        return _("could not be timed: {error}").format(error=pair["error"])
+    ratio, bounds, found = pair["ratio"], pair.get("interval", {}), judged(pair)
+    head = _("{ratio:.2f}x stock's latency").format(ratio=ratio.get("latency_ms"))
+    head += f" [{bounds['latency_ms'][0]:.2f}, {bounds['latency_ms'][1]:.2f}]" if "latency_ms" in bounds else ""
     said = []
     if found.get("slower"):
-        said.append(f"SLOWER than stock in {_listed(found['slower'])}")
+        said.append(_("SLOWER than stock in {figures}").format(figures=_listed(found["slower"])))
     if found.get("faster"):
-        said.append(f"faster in {_listed(found['faster'])}")
+        said.append(_("faster in {figures}").format(figures=_listed(found["faster"])))
     if found.get(None):
-        said.append(f"no clear difference in {_listed(found[None])}")
-    return f"{head}: {'; '.join(said) or 'no clear difference'} (on this device)"
+        said.append(_("no clear difference in {figures}").format(figures=_listed(found[None])))
+    return _("{head}: {said} (on this device)").format(head=head, said=_("; ").join(said) or _("no clear difference"))
 
 
 def _rounds(report: dict) -> str:
@@ -159,7 +172,8 @@ def _rounds(report: dict) -> str:
 
 
 def _listed(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+    words = [_(w) for w in words]
+    return words[0] if len(words) == 1 else _("{first} and {last}").format(first=_(", ").join(words[:-1]), last=words[-1])
 
 
 def defaults(device: str, batches: list[int] | None, rounds: int | None) -> tuple[list[int], int]:
@@ -228,11 +242,15 @@ def format_table(report: dict) -> str:
                 row += [cell("onnx_latency_ms", _figure(m.get("onnx_latency_ms"))), cell("onnx_throughput", _figure(m.get("onnx_throughput")))]
             rows.append((row, verdict(pair) if role == "patched" else None))
     widths = [max(len(header[i]), *(len(r[i]) for r, _ in rows if len(r) > i)) for i in range(len(header))]
+    head = _(
+        "Ultralytics {release}, torch {torch}, device {device} ({precision}, {threads} threads), {size}x{size} images; "
+        "medians of {rounds} interleaved rounds (± half the interquartile range); xN: patched / stock"
+    ).format(release=report["release"], torch=report["torch"], device=report["device_name"], precision=report["precision"],
+             threads=report["threads"], size=report["imgsz"], rounds=_rounds(report))  # fmt: skip
+    if report.get("memory_ceiling_gb"):
+        head += _("; memory ceiling {gib} GiB").format(gib=report["memory_ceiling_gb"])
     lines = [
-        f"Ultralytics {report['release']}, torch {report['torch']}, device {report['device_name']} "
-        f"({report['precision']}, {report['threads']} threads), {report['imgsz']}x{report['imgsz']} images; "
-        f"medians of {_rounds(report)} interleaved rounds (± half the interquartile range); xN: patched / stock"
-        + (f"; memory ceiling {report['memory_ceiling_gb']} GiB" if report.get("memory_ceiling_gb") else ""),
+        head,
         "  ".join(h.ljust(w) for h, w in zip(header, widths)),
     ]
     for row, headline in rows:
@@ -240,18 +258,17 @@ def format_table(report: dict) -> str:
             lines.append(f"{row[0]}: {headline}")
             row = ["", *row[1:]]
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    slower = [p["name"] for p in pairs if "SLOWER" in verdict(p)]
+    slower = [p["name"] for p in pairs if judged(p).get("slower")]
     lines.append("")
     if slower:
-        lines.append(f"slower than stock on this device: {', '.join(slower)}")
+        lines.append(_("slower than stock on this device: {models}").format(models=", ".join(slower)))
     else:
-        lines.append("no patched model is clearly slower than its stock model on this device")
+        lines.append(_("no patched model is clearly slower than its stock model on this device"))
     lines.append(
-        f"[a, b]: the ratio's 95% interval over the paired rounds; a difference is called one where the interval "
-        f"clears 1 by {MARGIN:.0%}"
+        _("[a, b]: the ratio's 95% interval over the paired rounds; a difference is called one where the interval clears 1 by {margin:.0%}").format(margin=MARGIN)
     )
     if report.get("plot"):
-        lines.append(f"plot: {report['plot']}")
+        lines.append(_("plot: {file}").format(file=report["plot"]))
     return "\n".join(lines)
 
 
@@ -263,7 +280,7 @@ def parse_batches(text: str | None) -> list[int] | None:
     except ValueError:
         values = []
     if not values or values[0] < 1:
-        raise UltrapatchError(f"--batch {text}: give batch sizes as positive whole numbers, e.g. 1,32.")
+        raise UltrapatchError(_("--batch {text}: give batch sizes as positive whole numbers, e.g. 1,32.").format(text=text))
     return values
 
 
@@ -271,8 +288,8 @@ def check_plot_path(path: Path | None) -> None:
     if path is None:
         return
     if path.suffix.lower() != ".png":
-        raise UltrapatchError(f"--plot {path}: give a .png file name.")
+        raise UltrapatchError(_("--plot {path}: give a .png file name.").format(path=path))
     if not path.resolve().parent.is_dir():
-        raise UltrapatchError(f"--plot {path}: the folder {path.resolve().parent} does not exist.")
+        raise UltrapatchError(_("--plot {path}: the folder {folder} does not exist.").format(path=path, folder=path.resolve().parent))
 
 

@@ -226,13 +226,16 @@ def change(key: str, value: float | None, base: float | None) -> str:
 
 def footnote(runs: list[Run], environment: dict) -> str:
     sizes = sorted({r.imgsz for r in runs})
-    return (
-        f"Measured on {environment.get('device_name') or environment.get('device')} ({environment.get('precision', 'fp32')}), "
-        f"batch 1, {', '.join(f'{s}x{s}' for s in sizes)} images (each run's own), torch {environment.get('torch')}, "
-        f"Ultralytics {environment.get('release')}; every row timed in one run, interleaved, median of "
-        f"{environment.get('rounds')} rounds. Scores: the best epoch by Ultralytics' fitness, from results.csv; "
-        f"changes against the baseline, {runs[0].name} (points for scores, percent for the rest)."
-    )
+    return _(
+        "Measured on {device} ({precision}), batch 1, {sizes} images (each run's own), torch {torch}, Ultralytics "
+        "{release}; every row timed in one run, interleaved, median of {rounds} rounds. Scores: the best epoch by "
+        "Ultralytics' fitness, from results.csv; changes against the baseline, {baseline} (points for scores, percent "
+        "for the rest)."
+    ).format(
+        device=environment.get("device_name") or environment.get("device"), precision=environment.get("precision", "fp32"),
+        sizes=", ".join(f"{s}x{s}" for s in sizes), torch=environment.get("torch"), release=environment.get("release"),
+        rounds=environment.get("rounds"), baseline=runs[0].name,
+    )  # fmt: skip
 
 
 def markdown(runs: list[Run], environment: dict) -> str:
@@ -245,7 +248,7 @@ def markdown(runs: list[Run], environment: dict) -> str:
             value = figure(run, key)
             delta = change(key, value, figure(base, key)) if k else ""
             cells.append(shown(key, value) + (f" ({delta})" if delta else ""))
-        label = f"{run.name} (baseline)" if k == 0 else run.name
+        label = _("{model} (baseline)").format(model=run.name) if k == 0 else run.name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + footnote(runs, environment) + "\n"
 
@@ -271,7 +274,7 @@ def latex(runs: list[Run], environment: dict) -> str:
             value = figure(run, key)
             delta = change(key, value, figure(base, key)) if k else ""
             cells.append(escape(shown(key, value)) + (f" \\small({escape(delta)})" if delta else ""))
-        lines.append(escape(run.name) + (" (baseline)" if k == 0 else "") + " & " + " & ".join(cells) + " \\\\")
+        lines.append(escape(_("{model} (baseline)").format(model=run.name) if k == 0 else run.name) + " & " + " & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{escape(footnote(runs, environment))}}}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 

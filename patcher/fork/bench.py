@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .data import synthetic_batch
+from .i18n import _
 from .process import limit_memory, start
 
 WARMUP = 2
@@ -75,7 +76,7 @@ class Bench:
         """{name: seconds of each round} for callables timed round after round, one run of each, alternating the
         order every round; after WARMUP runs of each."""
         for run in runs.values():
-            for _ in range(WARMUP):
+            for _warm in range(WARMUP):
                 run()
         times = {name: [] for name in runs}
         names = list(runs)
@@ -124,7 +125,7 @@ class Bench:
             (e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage
         )
         level = peak = 0
-        for _, change in events:
+        for _start, change in events:
             level += change
             peak = max(peak, level)
         return peak / 2**20
@@ -180,7 +181,7 @@ class Bench:
                 "params": sum(p.numel() for p in model.parameters()),
                 "gflops": round(float(get_flops(model, self.imgsz) or 0.0), 3),
             }
-        say(f"  {spec['name']} and {spec['stock']}: built")
+        say(_("  {model} and {stock}: built").format(model=spec["name"], stock=spec["stock"]))
         inference = {role: self.inference_model(model) for role, (_, model) in built.items()}
         small, large = self.batches[0], self.batches[-1]
         with torch.no_grad():
@@ -191,27 +192,27 @@ class Bench:
                 self.use_rounds(max(6, int(self.default_rounds * self.budget / estimate)))
                 estimate = self.estimate(inference, one, small, large)
             result["rounds"] = self.rounds
-            say(f"  {spec['name']}: about {estimate:.0f} s for this pair ({self.rounds} rounds)")
+            say(_("  {model}: about {seconds:.0f} s for this pair ({rounds} rounds)").format(model=spec["name"], seconds=estimate, rounds=self.rounds))
             for role, model in inference.items():
                 result[role]["peak_memory_mb"] = round(self.peak_memory(model, one), 1)
             times = self.interleaved({role: (lambda m=m: m(one)) for role, m in inference.items()}, self.rounds)
             for role, t in times.items():
                 result[role]["latency_ms"] = stats([1000 * x for x in t])
                 result[role]["latency_batch"] = small
-            say(f"  {spec['name']}: latency at batch {small} timed")
+            say(_("  {model}: latency at batch {batch} timed").format(model=spec["name"], batch=small))
             if large != small:
                 times = self.interleaved({role: (lambda m=m: m(many)) for role, m in inference.items()}, self.few)
             for role, t in times.items():
                 result[role]["throughput"] = stats([large / x for x in t])
                 result[role]["throughput_batch"] = large
-        say(f"  {spec['name']}: throughput at batch {large} timed")
+        say(_("  {model}: throughput at batch {batch} timed").format(model=spec["name"], batch=large))
         train_batch = large
         steps = {role: self.training_step(model, spec["task"], spec["builder"], train_batch) for role, (_, model) in built.items()}
         times = self.interleaved(steps, self.few)
         for role, t in times.items():
             result[role]["train_throughput"] = stats([train_batch / x for x in t])
             result[role]["train_batch"] = train_batch
-        say(f"  {spec['name']}: a training step at batch {train_batch} timed")
+        say(_("  {model}: a training step at batch {batch} timed").format(model=spec["name"], batch=train_batch))
         if self.spec.get("onnx"):
             sessions = {role: self.onnx_session(wrapper, large) for role, (wrapper, _) in built.items()}
             one_np, many_np = self.images(small).float().cpu().numpy(), self.images(large).float().cpu().numpy()
@@ -221,7 +222,7 @@ class Bench:
             times = self.interleaved({r: (lambda s=s: s(many_np)) for r, s in sessions.items()}, self.few)
             for role, t in times.items():
                 result[role]["onnx_throughput"] = stats([large / x for x in t])
-            say(f"  {spec['name']}: ONNX timed")
+            say(_("  {model}: ONNX timed").format(model=spec["name"]))
         result["ratio"] = ratios(result["patched"], result["stock"])
         result["interval"] = intervals(result["patched"], result["stock"])
         return result
@@ -260,7 +261,7 @@ def interval(patched: list[float], stock: list[float], resamples: int = RESAMPLE
     pairs = list(zip(patched, stock))
     generator = random.Random(seed)
     found = []
-    for _ in range(resamples):
+    for _resample in range(resamples):
         sample = [pairs[generator.randrange(len(pairs))] for _ in pairs]
         found.append(statistics.median(p for p, _s in sample) / statistics.median(s for _p, s in sample))
     found.sort()
@@ -294,8 +295,8 @@ def failure(exc: BaseException, ceiling: int | None) -> str:
     """Why a pair could not be timed: running out of memory said as such, with the ceiling and what to do."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
-        limit = f" (this process may hold {ceiling / 2**30:.1f} GiB, from the memory free when bench started)" if ceiling else ""
-        return f"out of memory{limit}: give smaller batch sizes with --batch"
+        limit = _(" (this process may hold {gib:.1f} GiB, from the memory free when bench started)").format(gib=ceiling / 2**30) if ceiling else ""
+        return _("out of memory{limit}: give smaller batch sizes with --batch").format(limit=limit)
     return text[:400]
 
 
@@ -372,7 +373,7 @@ def main(argv: list[str]) -> int:
         os.chdir(work)  # the ONNX exports, and anything else the fork writes, land here
         bench = Bench(spec, Path(work))
         for model in spec["models"]:
-            say(f"{model['name']} against {model['stock']}")
+            say(_("{model} against {stock}").format(model=model["name"], stock=model["stock"]))
             try:
                 result = bench.pair(model)
             except Exception as exc:  # noqa: BLE001 - a model that cannot be timed is reported, the others go on

@@ -20,6 +20,8 @@ import os
 import sys
 from pathlib import Path
 
+from .i18n import _
+
 
 def fingerprints(module, torch) -> dict[str, list[float]]:
     """Per parameter and buffer: its sum and its sum of squares, in float64."""
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> int:
     import ultralytics
 
     if tree not in Path(ultralytics.__file__).resolve().parents:
-        return report(status="fail", cause="error", reason=f"rank {rank} imported ultralytics from {ultralytics.__file__}, not the fork")
+        return report(status="fail", cause="error", reason=_("rank {rank} imported ultralytics from {file}, not the fork").format(rank=rank, file=ultralytics.__file__))
     from .data import synthetic_batch
 
     from ultralytics.cfg import get_cfg
@@ -114,11 +116,13 @@ def main(argv: list[str]) -> int:
             return report(
                 status="fail",
                 cause="finding",
-                reason=f"{len(differing)} {what} differ across ranks after two steps (e.g. {', '.join(differing[:3])})",
+                reason=_("{count} {what} differ across ranks after two steps (e.g. {names})").format(
+                    count=len(differing), what=what, names=", ".join(differing[:3])
+                ),
             )
-        return report(status="pass", cause="none", reason=f"{world} ranks, 2 steps, parameters and buffers identical across ranks")
+        return report(status="pass", cause="none", reason=_("{world} ranks, 2 steps, parameters and buffers identical across ranks").format(world=world))
     except Exception as exc:  # noqa: BLE001 - the reason is the report
-        return report(status="fail", cause="error", reason=f"rank {rank}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        return report(status="fail", cause="error", reason=_("rank {rank}: {error}").format(rank=rank, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

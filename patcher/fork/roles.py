@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .process import event_stream, open_fork
 from .explain import missing_package
+from .i18n import _
 
 ROLES = ("base", "repeat", "keep", "free", "multi", "c3k2", "backbone")
 SIDE = 256  # a backbone's probe image: strides 8, 16 and 32 give maps of 32, 16 and 8
@@ -98,7 +99,7 @@ def try_plain(torch, cls, role: str) -> dict:
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "built": shown, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
     if not hasattr(out, "shape") or out.dim() != 4:
-        return {"ok": False, "built": shown, "error": f"its output is {type(out).__name__}, not one map"}
+        return {"ok": False, "built": shown, "error": _("its output is {kind}, not one map").format(kind=type(out).__name__)}
     channels = int(out.shape[1])
     return {"ok": channels == expected, "built": shown, "channels": channels, "expected": expected}
 
@@ -107,7 +108,7 @@ def try_multi(torch, cls) -> dict:
     """A module that joins several maps: built with its inputs' channels as a list (and a c2 of 48) or with nothing,
     run on two maps of 16 and 24 channels (or 16 and 16, for one that adds them): the kind of registration that gives
     its output channels (the sum, the first input's, the last's, or c2)."""
-    error = "it builds and runs in no form apply knows"
+    error = _("it builds and runs in no form apply knows")
     for channels in ((16, 24), (16, 16)):
         for listed, extra in ((True, (ARG,)), (True, ()), (False, ())):
             args = ([list(channels)] if listed else []) + list(extra)
@@ -123,7 +124,7 @@ def try_multi(torch, cls) -> dict:
             rules = [("arg", extra and got == ARG), ("sum", got == sum(channels)), ("first", got == channels[0]), ("last", got == channels[-1])]
             rule = next((name for name, fits in rules if fits), None)
             if rule is None or not listed and rule not in ("sum", "first"):
-                error = f"{shown}: its output has {got} channels, which follow from no rule apply knows"
+                error = _("{shown}: its output has {got} channels, which follow from no rule apply knows").format(shown=shown, got=got)
                 continue
             return {"ok": True, "built": shown, "channels": got, "kind": f"{'multi' if listed else 'join'}-{rule}"}
     return {"ok": False, "built": cls.__name__, "error": error}
@@ -142,13 +143,13 @@ def try_backbone(torch, cls) -> dict:
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "built": shown, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
     if not isinstance(maps, (list, tuple)) or not all(hasattr(x, "shape") and x.dim() == 4 for x in maps):
-        return {"ok": False, "built": shown, "error": f"it returns {type(maps).__name__}, not a list of maps"}
+        return {"ok": False, "built": shown, "error": _("it returns {kind}, not a list of maps").format(kind=type(maps).__name__)}
     channels = [int(x.shape[1]) for x in maps]
     strides = [SIDE // int(x.shape[-1]) for x in maps]
     if channels != widths:
-        error = f"its width_list is {widths} but its maps have {channels} channels"
+        error = _("its width_list is {widths} but its maps have {channels} channels").format(widths=widths, channels=channels)
     elif not 3 <= len(maps) <= 4 or strides[-3:] != [8, 16, 32] or strides != [strides[-1] >> (len(maps) - 1 - i) for i in range(len(maps))]:
-        error = f"its maps are at strides {strides}; a backbone returns the last maps of P2 (optional) to P5: strides 4, 8, 16, 32"
+        error = _("its maps are at strides {strides}; a backbone returns the last maps of P2 (optional) to P5: strides 4, 8, 16, 32").format(strides=strides)
     else:
         return {"ok": True, "built": shown, "channels": channels, "strides": strides}
     return {"ok": False, "built": shown, "error": error, "channels": channels}

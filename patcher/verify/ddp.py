@@ -15,6 +15,7 @@ from patcher.launcher import ddp_command, fork_env, tail
 from patcher.tree import Tree
 from patcher.verify.report import VerifyReport, cell
 from patcher.verify.select import ModelSpec
+from patcher.i18n import _
 
 
 DDP_SIZE = 128  # the training batches' image size: DDP's bookkeeping does not depend on it
@@ -52,7 +53,8 @@ def _launch_ddp(tree: Tree, spec: ModelSpec, ranks: int, python: str, device: st
     if failed:
         return {"status": "fail", "reason": failed[0]["reason"], "cause": failed[0]["cause"]}
     if done.returncode != 0 or len(verdicts) != ranks:
-        return {"status": "fail", "reason": f"torch.distributed.run exited {done.returncode}: {tail(done.stderr, width=400)}",
+        said = _("torch.distributed.run exited {code}: {tail}").format(code=done.returncode, tail=tail(done.stderr, width=400))
+        return {"status": "fail", "reason": said,
                 "cause": "error"}  # fmt: skip
     return {"status": "pass", "reason": verdicts[0]["reason"], "cause": "none"}
 
@@ -62,7 +64,7 @@ def add_ddp(report: VerifyReport, tree: Tree, specs: list[ModelSpec], ranks: int
     """Run the ddp check on every model that built, and put it in the report beside the other checks."""
     for spec, model in zip(specs, report.models):
         if model["checks"].get("build", {}).get("status") != "pass":
-            model["checks"]["ddp"] = {"status": "skip", "reason": "the model did not build", "cause": "not-applicable", "seconds": 0.0}
+            model["checks"]["ddp"] = {"status": "skip", "reason": _("the model did not build"), "cause": "not-applicable", "seconds": 0.0}
             continue
         model["checks"]["ddp"] = verdict = check_ddp(tree, spec, ranks, python, device)
         if verdict["status"] == "fail":  # the stock model in the same ranks: a failure of both is the environment's

@@ -211,12 +211,13 @@ def died(spec: ModelSpec, code: int | None, under_way: dict, environment: dict, 
     """The report of a model whose process ended in the middle of it: the checks it finished keep their verdicts, the
     one under way fails with how the process ended, and the rest are skipped."""
     if code is not None and code < 0:
-        how = f"was killed by signal {-code}"
-        if -code == 9:
-            how += " (SIGKILL: most likely the kernel's out-of-memory killer"
-            how += f"; each process may hold {memory / (1 << 30):.1f} GiB, and `--jobs 1` gives one process more)" if memory else ")"
+        how = _("was killed by signal {signal}").format(signal=-code)
+        if -code == 9 and memory:
+            how += _(" (SIGKILL: most likely the kernel's out-of-memory killer; each process may hold {gib:.1f} GiB, and `--jobs 1` gives one process more)").format(gib=memory / (1 << 30))
+        elif -code == 9:
+            how += _(" (SIGKILL: most likely the kernel's out-of-memory killer)")
     else:
-        how = f"exited with code {code}"
+        how = _("exited with code {code}").format(code=code)
     tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:] if log.exists() else []
     current = under_way.get("check")
     checks = {name: dict(verdict) for name, verdict in (under_way.get("checks") or {}).items()}
@@ -225,11 +226,12 @@ def died(spec: ModelSpec, code: int | None, under_way: dict, environment: dict, 
         if name in checks:
             continue
         if name == current or (current is None and not checks):
-            reason = f"the verification process {how} during this check" + (f"; its log ends: {tail[-1][:200]}" if tail else "")
+            reason = _("the verification process {how} during this check").format(how=how)
+            reason += _("; its log ends: {line}").format(line=tail[-1][:200]) if tail else ""
             checks[name] = {"status": "fail", "reason": reason, "cause": "error", "seconds": 0.0}
             current = name
         else:
-            checks[name] = {"status": "skip", "reason": f"the verification process {how} during {current}",
+            checks[name] = {"status": "skip", "reason": _("the verification process {how} during {check}").format(how=how, check=current),
                             "cause": "not-applicable", "seconds": 0.0}  # fmt: skip
     return {
         **{k: v for k, v in spec.to_json().items() if k in ("yaml", "family", "task")},

@@ -16,6 +16,7 @@ from patcher import records
 from patcher.errors import UltrapatchError
 from patcher.launcher import command, fork_env, tail
 from patcher.tree import Tree
+from patcher.i18n import N_, _
 
 
 # The stock models' builds, all together, may take this much longer in the patched fork than in the release: the two
@@ -32,7 +33,7 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
     within SLOWER for timer noise). Both run at once, one core each, in `python`."""
     record = records.load(tree.root)
     if record is None:
-        return {"status": "skip", "reason": "no record of an apply here: the unpatched release cannot be rebuilt", "models": 0}
+        return {"status": "skip", "reason": _("no record of an apply here: the unpatched release cannot be rebuilt"), "models": 0}
     created = sorted(rel for rel, original in record.originals().items() if original is None)
     with tempfile.TemporaryDirectory(prefix="ultrapatch-stock-") as scratch:
         release = Path(scratch) / "release"
@@ -43,7 +44,7 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
         skip = Path(scratch) / "skip.json"
         skip.write_text(json.dumps(created), encoding="utf-8")
         env = {**fork_env(scratch), "OMP_NUM_THREADS": "1"}
-        progress("stock models: building every stock YAML of the release in the patched fork and in the release itself")
+        progress(_("stock models: building every stock YAML of the release in the patched fork and in the release itself"))
         processes = [
             subprocess.Popen(command(python, "stock", root, skip), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env, cwd=scratch)
@@ -52,15 +53,16 @@ def check_stock_models(tree: Tree, python: str = sys.executable, progress: Calla
         outputs = [process.communicate() for process in processes]
     for process, (out, err) in zip(processes, outputs):
         if process.returncode != 0:
-            return {"status": "fail", "reason": f"the stock-model probe stopped (exit {process.returncode}): {tail(err)}", "models": 0}
+            said = _("the stock-model probe stopped (exit {code}): {tail}").format(code=process.returncode, tail=tail(err))
+            return {"status": "fail", "reason": said, "models": 0}
     patched, stock = (json.loads(out) for out, _ in outputs)
     result = {**compare_stock(patched, stock, baseline), "baseline": baseline}
     changed = originals_not_published(tree, record)
     if changed:
-        result["reason"] += (
-            f"; the recorded originals are not Ultralytics {tree.release_text}'s published text in "
-            f"{', '.join(changed)} (changes made before ultrapatch's apply)"
-        )
+        result["reason"] += _(
+            "; the recorded originals are not Ultralytics {release}'s published text in {files} (changes made before "
+            "ultrapatch's apply)"
+        ).format(release=tree.release_text, files=", ".join(changed))
     return result
 
 
@@ -94,16 +96,18 @@ def unpatched_release(tree: Tree, record: records.State, dest: Path, progress: C
     if any(mark in (text or b"") for text in originals.values() for mark in TUTORIAL_MARKS):
         from patcher.fetch import cached_sdist, unpack
 
-        progress(f"stock models: the originals hold a hand-applied tutorial; taking Ultralytics {tree.release_text} from PyPI")
+        progress(_("stock models: the originals hold a hand-applied tutorial; taking Ultralytics {release} from PyPI").format(release=tree.release_text))
         try:
             with tempfile.TemporaryDirectory(dir=dest.parent) as download:
                 unpack(cached_sdist(tree.release_text, Path(download)), dest)
         except UltrapatchError as exc:
             raise UltrapatchError(
-                f"the record's originals hold a tutorial applied by hand, so they are not the release, and the release "
-                f"could not be had from PyPI ({exc})"
+                _(
+                    "the record's originals hold a tutorial applied by hand, so they are not the release, and the release "
+                    "could not be had from PyPI ({error})"
+                ).format(error=exc)
             ) from None
-        return f"Ultralytics {tree.release_text} from PyPI"
+        return _("Ultralytics {release} from PyPI").format(release=tree.release_text)
     shutil.copytree(tree.root / "ultralytics", dest / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
     for rel, original in originals.items():
         if not rel.startswith("ultralytics/"):
@@ -113,10 +117,10 @@ def unpatched_release(tree: Tree, record: records.State, dest: Path, progress: C
             target.unlink(missing_ok=True)
         else:
             target.write_bytes(original)
-    return "the unpatched fork (its files as they were before ultrapatch's apply, from the record)"
+    return _("the unpatched fork (its files as they were before ultrapatch's apply, from the record)")
 
 
-def compare_stock(patched: dict, stock: dict, baseline: str = "the release rebuilt from the record's originals") -> dict:
+def compare_stock(patched: dict, stock: dict, baseline: str = N_("the release rebuilt from the record's originals")) -> dict:
     """The verdict of the stock check from the two probes' reports (YAML: what it built, and the seconds it took)."""
     differ = []
     for name in sorted(set(patched) | set(stock)):
@@ -131,12 +135,16 @@ def compare_stock(patched: dict, stock: dict, baseline: str = "the release rebui
     ratio = mine_s / theirs_s if theirs_s else 1.0
     result = {"models": len(stock), "differ": differ, "seconds": round(mine_s, 2), "release_seconds": round(theirs_s, 2),
               "ratio": round(ratio, 3)}  # fmt: skip
+    baseline = _(baseline)
     if differ:
-        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
-        return {**result, "status": "fail", "reason": f"{len(differ)} of {len(stock)} stock models differ from {baseline}: {shown}"}
+        shown = ", ".join(differ[:5]) + (_(" and {count} more").format(count=len(differ) - 5) if len(differ) > 5 else "")
+        said = _("{count} of {total} stock models differ from {baseline}: {shown}")
+        return {**result, "status": "fail", "reason": said.format(count=len(differ), total=len(stock), baseline=baseline, shown=shown)}
     if ratio > SLOWER:
-        return {**result, "status": "fail", "reason": (
-            f"the stock models take {ratio:.2f}x as long to build as in {baseline} ({mine_s:.1f} s against {theirs_s:.1f} s)")}
-    return {**result, "status": "pass", "reason": (
-        f"all {len(stock)} stock models build as in {baseline} (layer table, parameters, outputs), in {ratio:.2f}x "
-        f"its build time ({mine_s:.1f} s against {theirs_s:.1f} s)")}
+        said = _("the stock models take {ratio:.2f}x as long to build as in {baseline} ({mine:.1f} s against {theirs:.1f} s)")
+        return {**result, "status": "fail", "reason": said.format(ratio=ratio, baseline=baseline, mine=mine_s, theirs=theirs_s)}
+    said = _(
+        "all {total} stock models build as in {baseline} (layer table, parameters, outputs), in {ratio:.2f}x its build "
+        "time ({mine:.1f} s against {theirs:.1f} s)"
+    )
+    return {**result, "status": "pass", "reason": said.format(total=len(stock), baseline=baseline, ratio=ratio, mine=mine_s, theirs=theirs_s)}
