@@ -123,3 +123,26 @@ def test_json_stays_english_in_a_chinese_locale(monkeypatch):
     finally:
         monkeypatch.undo()
         i18n.reset()
+
+
+def test_every_marked_sentence_is_formatted_with_exactly_its_placeholders():
+    """`_("... {name} ...").format(name=...)`: a placeholder without its keyword is a KeyError in the middle of a
+    command, in one language or another; a keyword without its placeholder is a figure that was meant to be shown."""
+    import ast
+
+    wrong = []
+    for path in sorted((REPO / "patcher").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"):
+                continue
+            inner = node.func.value
+            if not (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in ("_", "pgettext")):
+                continue
+            literal = inner.args[-1]
+            if not (isinstance(literal, ast.Constant) and isinstance(literal.value, str)) or any(k.arg is None for k in node.keywords):
+                continue
+            wanted = set(PLACEHOLDER.findall(literal.value))
+            given = {k.arg for k in node.keywords}
+            if wanted != given or node.args:
+                wrong.append(f"{path.relative_to(REPO)}:{node.lineno}: {sorted(wanted)} formatted with {sorted(given)}")
+    assert not wrong, "\n".join(wrong)
