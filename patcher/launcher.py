@@ -7,7 +7,10 @@ folder, no bytecode, random weights for timm rows. `tail` is how a process's std
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 LAUNCH = Path(__file__).with_name("fork") / "launch.py"
@@ -17,6 +20,17 @@ TIMM_PRETRAINED_ENV = "ULTRAPATCH_TIMM_PRETRAINED"  # modules/TimmBackbone.py re
 def command(python: str, entry: str, *args: object) -> list[str]:
     """The command line of one fork-side process: ENTRY (verify, probe, stock, bench, carry) with its arguments."""
     return [python, str(LAUNCH), entry, *map(str, args)]
+
+
+def run_entry(python: str, entry: str, spec: dict) -> tuple[dict[str, dict], str]:
+    """Run ENTRY once with `spec` (written to a JSON file in a scratch folder, its working folder) and wait for it:
+    its events by kind (the last of each kind), and its stderr, for the message when an expected event is missing."""
+    with tempfile.TemporaryDirectory(prefix=f"ultrapatch-{entry}-") as scratch:
+        spec_file = Path(scratch) / f"{entry}.json"
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        done = subprocess.run(command(python, entry, spec_file), capture_output=True, text=True, env=fork_env(scratch), cwd=scratch)
+    events = (json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))
+    return {event["event"]: event for event in events}, done.stderr
 
 
 def ddp_command(python: str, ranks: int, *args: object) -> list[str]:

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patcher.errors import UltrapatchError
 from patcher.i18n import _
-from patcher.launcher import command, fork_env, tail
+from patcher.launcher import run_entry, tail
 
 # Ultralytics' fitness: the weights of (precision, recall, mAP50, mAP50-95) per metric suffix, summed over the
 # suffixes of the task (segment: boxes and masks; pose: boxes and keypoints); classification: the mean of top-1 and
@@ -148,6 +145,7 @@ def measure(runs: list[Run], python: str, tree: Path | None, device: str, rounds
     rows interleaved); the plot drawn there. The environment the figures were measured in."""
     from patcher.revert import checkpoint_needs
 
+    needs = {run.folder: checkpoint_needs(run.best) for run in runs}
     spec = {
         "tree": str(tree.resolve()) if tree else None,
         "device": device,
@@ -155,21 +153,15 @@ def measure(runs: list[Run], python: str, tree: Path | None, device: str, rounds
         "plot": str(plot.resolve()) if plot else None,
         "runs": [
             {"name": r.name, "folder": str(r.folder), "best": str(r.best.resolve()), "imgsz": r.imgsz,
-             "map": r.metrics.get("mAP50-95", r.metrics.get("accuracy_top1", 0.0)), "needs": list(checkpoint_needs(r.best).modules)}
+             "map": r.metrics.get("mAP50-95", r.metrics.get("accuracy_top1", 0.0)), "needs": list(needs[r.folder].modules)}
             for r in runs
         ],  # fmt: skip
     }
-    with tempfile.TemporaryDirectory(prefix="ultrapatch-table-") as scratch:
-        spec_file = Path(scratch) / "table.json"
-        spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        done = subprocess.run(command(python, "table", spec_file), capture_output=True, text=True, env=fork_env(scratch), cwd=scratch)
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    by_kind = {e["event"]: e for e in events}
+    by_kind, stderr = run_entry(python, "table", spec)
     if "missing" in by_kind:
         missing = by_kind["missing"]
         run = next(r for r in runs if str(r.folder) == missing["folder"])
-        needs = checkpoint_needs(run.best)
-        fix = needs.command(Path(missing["root"]))
+        fix = needs[run.folder].command(Path(missing["root"]))
         raise UltrapatchError(
             _("{best} needs {modules} of ultralytics/nn/AddModules/, which the fork at {root} lacks: {fix}, then make the table again.").format(
                 best=run.best, modules=", ".join(f"{m}.py" for m in missing["modules"]), root=missing["root"],
@@ -181,7 +173,7 @@ def measure(runs: list[Run], python: str, tree: Path | None, device: str, rounds
             said = by_kind[kind].get("message") or _("the fork at {tree} is not the Ultralytics {python} imports").format(tree=tree, python=python)
             raise UltrapatchError(said + ".")
     if "rows" not in by_kind:
-        raise UltrapatchError(_("the table's measurement stopped in {python}: {said}").format(python=python, said=tail(done.stderr)))
+        raise UltrapatchError(_("the table's measurement stopped in {python}: {said}").format(python=python, said=tail(stderr)))
     for run, measured in zip(runs, by_kind["rows"]["rows"]):
         run.measured = measured
     rows = by_kind["rows"]
@@ -224,6 +216,17 @@ def change(key: str, value: float | None, base: float | None) -> str:
     return f"{value - base:+.1f}"
 
 
+def row(run: Run, base: Run, cols: list[tuple[str, str]], first: bool) -> tuple[str, list[tuple[str, str]]]:
+    """A row's label (the baseline's says so) and each figure as shown with its change against the baseline (none in
+    the baseline's own row)."""
+    label = _("{model} (baseline)").format(model=run.name) if first else run.name
+    cells = []
+    for key, _heading in cols:
+        value = figure(run, key)
+        cells.append((shown(key, value), "" if first else change(key, value, figure(base, key))))
+    return label, cells
+
+
 def footnote(runs: list[Run], environment: dict) -> str:
     sizes = sorted({r.imgsz for r in runs})
     return _(
@@ -241,15 +244,9 @@ def footnote(runs: list[Run], environment: dict) -> str:
 def markdown(runs: list[Run], environment: dict) -> str:
     cols = columns(runs[0].task)
     lines = ["| Model | " + " | ".join(h for _, h in cols) + " |", "|---|" + "---:|" * len(cols)]
-    base = runs[0]
     for k, run in enumerate(runs):
-        cells = []
-        for key, _heading in cols:
-            value = figure(run, key)
-            delta = change(key, value, figure(base, key)) if k else ""
-            cells.append(shown(key, value) + (f" ({delta})" if delta else ""))
-        label = _("{model} (baseline)").format(model=run.name) if k == 0 else run.name
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        label, cells = row(run, runs[0], cols, first=k == 0)
+        lines.append(f"| {label} | " + " | ".join(text + (f" ({delta})" if delta else "") for text, delta in cells) + " |")
     return "\n".join(lines) + "\n\n" + footnote(runs, environment) + "\n"
 
 
@@ -258,7 +255,6 @@ def latex(runs: list[Run], environment: dict) -> str:
         return re.sub(r"([_%&#$])", r"\\\1", text)
 
     cols = columns(runs[0].task)
-    base = runs[0]
     lines = [
         "% \\usepackage{booktabs}",
         "\\begin{table}[t]",
@@ -269,12 +265,9 @@ def latex(runs: list[Run], environment: dict) -> str:
         "\\midrule",
     ]
     for k, run in enumerate(runs):
-        cells = []
-        for key, _heading in cols:
-            value = figure(run, key)
-            delta = change(key, value, figure(base, key)) if k else ""
-            cells.append(escape(shown(key, value)) + (f" \\small({escape(delta)})" if delta else ""))
-        lines.append(escape(_("{model} (baseline)").format(model=run.name) if k == 0 else run.name) + " & " + " & ".join(cells) + " \\\\")
+        label, cells = row(run, runs[0], cols, first=k == 0)
+        texts = [escape(text) + (f" \\small({escape(delta)})" if delta else "") for text, delta in cells]
+        lines.append(escape(label) + " & " + " & ".join(texts) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{escape(footnote(runs, environment))}}}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 

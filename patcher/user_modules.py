@@ -317,22 +317,14 @@ EXAMPLE_ROWS = {
 def confirm_roles(tree, modules: list[UserModule], python: str) -> None:
     """Each class built and run by its role in the fork's interpreter (`patcher/fork/roles.py`): bad input, with what
     was seen and the syntax that names a role, where the role is undecided or its prediction fails."""
-    import json
-    import subprocess
-    import tempfile
+    from patcher.launcher import run_entry, tail
 
-    from patcher.launcher import command, fork_env, tail
-
-    with tempfile.TemporaryDirectory(prefix="ultrapatch-roles-") as scratch:
-        spec = {"tree": str(tree.root), "device": "cpu", "threads": 1, "modules": [
-            {"stem": m.stem, "file": str(m.source.resolve()), "classes": [[c.name, c.role] for c in m.classes]} for m in modules
-        ]}  # fmt: skip
-        spec_file = Path(scratch) / "roles.json"
-        spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        done = subprocess.run(command(python, "roles", spec_file), capture_output=True, text=True, env=fork_env(scratch), cwd=scratch)
-    events = {e["event"]: e for e in (json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))}
+    spec = {"tree": str(tree.root), "device": "cpu", "threads": 1, "modules": [
+        {"stem": m.stem, "file": str(m.source.resolve()), "classes": [[c.name, c.role] for c in m.classes]} for m in modules
+    ]}  # fmt: skip
+    events, stderr = run_entry(python, "roles", spec)
     if "roles" not in events:
-        said = events.get("error", {}).get("message") or tail(done.stderr)
+        said = events.get("error", {}).get("message") or tail(stderr)
         raise UltrapatchError(_("--module: the module files could not be tried in {python}: {said}").format(python=python, said=said))
     for module in modules:
         _confirm(module, events["roles"]["files"][module.stem], python)
