@@ -169,6 +169,7 @@ class Workspace:
         self.raw: dict[str, bytes | None] = {}  # each file's bytes as read
         self.encodings: dict[str, str] = {}  # each file's encoding, to write it back in
         self.newlines: dict[str, str] = {}  # each file's line ending ("\r\n" in a Windows checkout), to write it back in
+        self._folder_newlines: dict[str, str] = {}  # a new file's line ending, per folder: read from disk once
 
     def read(self, rel: str) -> str | None:
         """The current text of `rel` (a repository-relative path with forward slashes), or None if it is absent."""
@@ -190,8 +191,14 @@ class Workspace:
         endings of the files beside it, so a Windows checkout's new files have CRLF like the others)."""
         text = self.read(rel)
         assert text is not None
-        newline = self.newlines.get(rel) or textio.folder_newline(self.root, rel)
+        newline = self.newlines.get(rel) or self._folder_newline(rel)
         return textio.encode(text.replace("\n", "\r\n") if newline == "\r\n" else text, self.encodings.get(rel, "utf-8"))
+
+    def _folder_newline(self, rel: str) -> str:
+        folder = rel.rpartition("/")[0]
+        if folder not in self._folder_newlines:
+            self._folder_newlines[folder] = textio.folder_newline(self.root, rel)
+        return self._folder_newlines[folder]
 
     def write(self, rel: str, text: str) -> None:
         """Replace the text of `rel` (an edited libcst tree goes through `edit`)."""

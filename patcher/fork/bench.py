@@ -187,10 +187,11 @@ class Bench:
         with torch.no_grad():
             one, many = self.images(small), self.images(large)
             self.use_rounds(self.default_rounds)
-            estimate = self.estimate(inference, one, small, large)
+            per_image = sum(self.clock(lambda m=m: m(one)) for m in inference.values()) / small  # both models, once
+            estimate = self.estimate(per_image, small, large)
             if self.budget and estimate > self.budget:  # a large model: fewer rounds, down to 6, to stay near the budget
                 self.use_rounds(max(6, int(self.default_rounds * self.budget / estimate)))
-                estimate = self.estimate(inference, one, small, large)
+                estimate = self.estimate(per_image, small, large)
             result["rounds"] = self.rounds
             say(_("  {model}: about {seconds:.0f} s for this pair ({rounds} rounds)").format(model=spec["name"], seconds=estimate, rounds=self.rounds))
             for role, model in inference.items():
@@ -227,11 +228,9 @@ class Bench:
         result["interval"] = intervals(result["patched"], result["stock"])
         return result
 
-    def estimate(self, inference: dict, one, small: int, large: int) -> float:
-        """Seconds this pair's timing will take, from one forward pass of each model at the small batch: the rounds
-        at both batch sizes, and training steps counted as three forward passes each."""
-        once = sum(self.clock(lambda m=m: m(one)) for m in inference.values())
-        per_image = once / small
+    def estimate(self, per_image: float, small: int, large: int) -> float:
+        """Seconds this pair's timing will take at the current rounds, from the seconds one image takes through both
+        models: the rounds at both batch sizes, and training steps counted as three forward passes each."""
         inference_runs = (WARMUP + self.rounds) * small + (WARMUP + self.few) * large * (large != small)
         training_runs = (WARMUP + self.few) * large * 3
         onnx_runs = ((WARMUP + self.rounds) * small + (WARMUP + self.few) * large) if self.spec.get("onnx") else 0
