@@ -42,12 +42,18 @@ REASONS = {  # errno -> why, marked for translation (EDQUOT: not on Windows)
 }
 
 
+def os_reason(exc: OSError | None) -> str:
+    """Why a write failed, in words that say what to look at (the system's own where there are none)."""
+    if exc is None:
+        return _("failed")
+    return _(REASONS[exc.errno]) if exc.errno in REASONS else str(exc.strerror)
+
+
 class WriteFailed(UltrapatchError):
     """A file could not be written; everything this run wrote was undone: exit 2."""
 
     def __init__(self, what: str, exc: OSError | None = None, reason: str = ""):
-        code = exc.errno if exc else -1
-        reason = reason or (_(REASONS[code]) if code in REASONS else exc.strerror if exc else _("failed"))
+        reason = reason or os_reason(exc)
         super().__init__(
             _(
                 "could not write {what}: {reason}. Nothing was changed: the tree is as it was before this command. "

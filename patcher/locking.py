@@ -120,15 +120,27 @@ def _take_exclusive(lock: Path) -> int | None:
             return fd
 
 
+def holder(lock: Path) -> dict:
+    """What the holder wrote into the lock (its pid, host, command and start); empty while it has not written it yet,
+    or where the file cannot be read."""
+    try:
+        note = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
 def _abandoned(lock: Path) -> bool:
     """Whether the lock file's holder, by its note, was a process of this machine that no longer runs."""
+    note = holder(lock)
+    if not note:  # its holder is writing the note, or died before it could: a minute is plenty to write it
+        try:
+            return not lock.read_bytes() and time.time() - lock.stat().st_mtime > 60
+        except OSError:
+            return False
     try:
-        text = lock.read_text(encoding="utf-8")
-        if not text:  # its holder is writing the note, or died before it could: a minute is plenty to write it
-            return time.time() - lock.stat().st_mtime > 60
-        holder = json.loads(text)
-        pid, host = int(holder["pid"]), holder["host"]
-    except (OSError, ValueError, KeyError, TypeError):
+        pid, host = int(note["pid"]), note["host"]
+    except (KeyError, TypeError, ValueError):
         return False
     if host != socket.gethostname():
         return False

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from patcher import locking, records
-from patcher.errors import REASONS, UltrapatchError, WriteFailed
+from patcher.errors import UltrapatchError, WriteFailed, os_reason
 from patcher.i18n import _
 from patcher.planner import TEMP_SUFFIX, crash_point, replace, stage, start_write_points, write_atomic, write_point
 
@@ -157,7 +157,7 @@ class Transaction:
                     _(
                         "{reason}, and putting back the files already written failed too; {journal} is kept, and the "
                         "next apply or revert completes this run"
-                    ).format(reason=_(REASONS[exc.errno]) if exc.errno in REASONS else exc.strerror, journal=JOURNAL),
+                    ).format(reason=os_reason(exc), journal=JOURNAL),
                 ) from None
             raise WriteFailed(failed, exc) from None
 
@@ -308,15 +308,6 @@ def pending(root: Path) -> str | None:
         return "run"
 
 
-def _holder(lock: Path) -> dict:
-    """What the holder wrote into the lock (its pid, command and start); empty while it has not written it yet."""
-    try:
-        holder = json.loads(lock.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return holder if isinstance(holder, dict) else {}
-
-
 @contextmanager
 def locked(root: Path, command: str) -> Iterator[None]:
     """Hold `.ultrapatch/lock` (`patcher.locking`: released by the OS when a holder dies) for the duration; another
@@ -328,7 +319,7 @@ def locked(root: Path, command: str) -> Iterator[None]:
     except OSError as exc:
         raise WriteFailed(lock.relative_to(root).as_posix(), exc) from None
     if fd is None:
-        holder = _holder(lock)
+        holder = locking.holder(lock)
         raise UltrapatchError(
             _(
                 "another ultrapatch ({command}, pid {pid}, since {since}) is working on {root}; wait for it to finish, "
