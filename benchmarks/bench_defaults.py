@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def ultrapatch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "patcher", *args], capture_output=True, text=True, cwd=tempfile.gettempdir())
+from verify_speed import patched_tree, ultrapatch  # the same steps as verify's benchmark: fetch, then apply
 
 
 def main() -> int:
@@ -35,11 +32,8 @@ def main() -> int:
     patterns = args.model or ["yolo11n-MobileNetV3_small_n"]
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as work:
         tree = Path(work) / "ultralytics"
-        for step in (["fetch", str(tree), "--version", args.version], ["apply", str(tree), "-b", args.backbone]):
-            done = ultrapatch(*step)
-            if done.returncode != 0:
-                print(done.stdout + done.stderr, file=sys.stderr)
-                return 1
+        if not patched_tree(tree, args.version, args.backbone):
+            return 1
         print(f"ultrapatch bench with its defaults: Ultralytics {args.version}, backbone {args.backbone}, device {args.device}")
         for pattern in patterns:
             started = time.perf_counter()

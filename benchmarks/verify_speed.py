@@ -32,6 +32,19 @@ def ultrapatch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "patcher", *args], capture_output=True, text=True, cwd=tempfile.gettempdir())
 
 
+def patched_tree(tree: Path, version: str, backbone: str) -> bool:
+    """`ultrapatch fetch` of `version` into `tree`, then `apply -b backbone` (none: no apply); False, with the output
+    printed, where a step fails."""
+    steps = [["fetch", str(tree), "--version", version]]
+    steps += [["apply", str(tree), "-b", backbone]] if backbone != "none" else []
+    for step in steps:
+        done = ultrapatch(*step)
+        if done.returncode != 0:
+            print(done.stdout + done.stderr, file=sys.stderr)
+            return False
+    return True
+
+
 def timed_verify(tree: Path, device: str, models: list[str]) -> tuple[float, subprocess.CompletedProcess, dict | None]:
     started = time.perf_counter()
     done = ultrapatch("verify", str(tree), "--device", device, "--json", *models)
@@ -69,13 +82,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="ultrapatch-bench-") as work:
         tree = Path(work) / "ultralytics"
-        steps = [["fetch", str(tree), "--version", args.version]]
-        steps += [["apply", str(tree), "-b", args.backbone]] if args.backbone != "none" else []
-        for step in steps:
-            done = ultrapatch(*step)
-            if done.returncode != 0:
-                print(done.stdout + done.stderr, file=sys.stderr)
-                return 1
+        if not patched_tree(tree, args.version, args.backbone):
+            return 1
         if args.each_variant:
             return each_variant(tree, args)
         models = [a for pattern in args.model for a in ("--model", pattern)]

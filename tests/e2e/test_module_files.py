@@ -21,6 +21,9 @@ from conftest import tree_digest, verify_json
 from patcher.cli import cli
 
 pytestmark = pytest.mark.e2e
+# The releases a module file is proven on: the newest by default, the inline sets and the last release before the
+# frozensets with `-m module_matrix`.
+MATRIX = [pytest.param("8.1.47", marks=pytest.mark.module_matrix), pytest.param("8.3.40", marks=pytest.mark.module_matrix), "8.4.190"]
 MODULES = Path(__file__).resolve().parent.parent / "modules"
 YAMLS = Path(__file__).resolve().parent.parent / "yamls"
 FILES = ("SEBlock", "ShuffleConv", "C2fLite", "SimAM", "Fusion")
@@ -63,14 +66,7 @@ def train_one_epoch(tree: Path, tmp_path: Path, model: str = "yolov8n-modules.ya
     return best
 
 
-@pytest.mark.parametrize(
-    "version",
-    [
-        pytest.param("8.1.47", marks=pytest.mark.module_matrix),
-        pytest.param("8.3.40", marks=pytest.mark.module_matrix),
-        "8.4.190",
-    ],
-)
+@pytest.mark.parametrize("version", MATRIX)
 def test_each_role_applied_verified_trained_and_reverted(release_tree, tmp_path, version):
     tree = release_tree(version)
     pristine = tree_digest(tree)
@@ -114,14 +110,7 @@ def test_each_role_applied_verified_trained_and_reverted(release_tree, tmp_path,
     assert tree_digest(tree) == pristine
 
 
-@pytest.mark.parametrize(
-    "version",
-    [
-        pytest.param("8.1.47", marks=pytest.mark.module_matrix),
-        pytest.param("8.3.40", marks=pytest.mark.module_matrix),
-        "8.4.190",
-    ],
-)
+@pytest.mark.parametrize("version", MATRIX)
 def test_a_backbone_file_gets_what_a_shipped_backbone_gets(release_tree, tmp_path, version):
     """StarLite (tests/modules/StarLite.py) sets width_list: registered in parse_model's backbone branch, with a YAML
     for every family and task, verified (weights, freeze of its backbone section), trained, reloaded, and taken out
