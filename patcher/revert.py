@@ -160,12 +160,12 @@ def _unbuilt(tree: Tree, yamls: dict[str, str], classes: set[str]) -> list[str]:
     for rel, text in sorted(yamls.items()):
         used = [name for name in parse(text, rel).modules() if name in classes]
         if used:
-            said.append(
-                _(
-                    "note: {file} (yours) uses {names}, which this revert takes out: it will not build until `{command}` "
-                    "puts them back"
-                ).format(file=rel, names=", ".join(used), command=f"ultrapatch apply {shlex.quote(str(tree.root))} --module FILE.py")
-            )
+            note = _(
+                "note: {file} (yours) uses {names}, which this revert takes out: it will not build until `{command}` puts it back"
+            ) if len(used) == 1 else _(
+                "note: {file} (yours) uses {names}, which this revert takes out: it will not build until `{command}` puts them back"
+            )  # fmt: skip
+            said.append(note.format(file=rel, names=", ".join(used), command=f"ultrapatch apply {shlex.quote(str(tree.root))} --module FILE.py"))
     return said
 
 
